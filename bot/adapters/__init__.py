@@ -1,0 +1,1 @@
+"""Platform adapters: WeCom and DingTalk wire protocols."""

@@ -1,0 +1,78 @@
+"""The aiohttp application: lifespan wiring and the operational routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import text
+
+from bot import schema
+from bot.clock import SHANGHAI, Clock, SystemClock
+from bot.db import Database
+from bot.deployment import Loaded, load
+from bot.deps import Deps
+from bot.settings import Settings
+from bot.startup import apply_config, prepare_database
+
+log = logging.getLogger(__name__)
+DEPS = web.AppKey("deps", Deps)
+
+
+def create_app(
+    settings: Settings, clock: Clock | None = None, deployment: Loaded | None = None
+) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        loaded = deployment or load(settings.config, live=settings.delivery == "platform")
+        db = Database(settings.database_url)
+        scheduler = AsyncIOScheduler(timezone=SHANGHAI)
+        try:
+            await prepare_database(db, settings.auto_migrate)
+            deps_clock = clock or SystemClock()
+            await apply_config(db, loaded, deps_clock)
+            async with aiohttp.ClientSession() as http:
+                app[DEPS] = Deps(settings, deps_clock, loaded, db, http, scheduler)
+                if settings.scheduler_enabled:
+                    scheduler.start()
+                log.info(
+                    "duban ready on %s:%s (delivery: %s)",
+                    settings.host,
+                    settings.port,
+                    settings.delivery,
+                )
+                yield
+                if scheduler.running:
+                    scheduler.shutdown(wait=False)
+        finally:
+            await db.dispose()
+        log.info("duban stopped")
+
+    app.cleanup_ctx.append(lifespan)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    checks: dict[str, bool] = {}
+    try:
+        async with deps.db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = True
+        checks["schema"] = await schema.is_current(deps.db.engine)
+    except Exception:  # an unreachable database is exactly what this route reports
+        log.warning("readiness: database unreachable", exc_info=True)
+        checks.setdefault("database", False)
+        checks.setdefault("schema", False)
+    checks["scheduler"] = deps.scheduler.running or not deps.settings.scheduler_enabled
+    ok = all(checks.values())
+    return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)

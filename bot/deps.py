@@ -1,0 +1,23 @@
+"""What handlers, jobs and routes share; built once per process by the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.clock import Clock
+from bot.db import Database
+from bot.deployment import Loaded
+from bot.settings import Settings
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    clock: Clock
+    deployment: Loaded
+    db: Database
+    http: aiohttp.ClientSession
+    scheduler: AsyncIOScheduler

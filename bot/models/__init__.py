@@ -1,0 +1,55 @@
+"""The ledger's tables. Import from here: `from bot.models import Unit, TaskInstance`."""
+
+from bot.models.base import Base
+from bot.models.ops import (
+    AuditEntry,
+    CalendarDay,
+    InboundSeen,
+    JobRun,
+    OutboxMessage,
+    Schedule,
+)
+from bot.models.org import ChatGroup, Community, CommunityMember, Identity, Person, Role, Unit
+from bot.models.plan import (
+    Area,
+    Attachment,
+    CheckIn,
+    DutyHolder,
+    Escalation,
+    PlanTask,
+    PlanTaskUnit,
+    Problem,
+    Rectification,
+    Responsibility,
+    Review,
+    TaskInstance,
+)
+
+__all__ = [
+    "Area",
+    "Attachment",
+    "AuditEntry",
+    "Base",
+    "CalendarDay",
+    "ChatGroup",
+    "CheckIn",
+    "Community",
+    "CommunityMember",
+    "DutyHolder",
+    "Escalation",
+    "Identity",
+    "InboundSeen",
+    "JobRun",
+    "OutboxMessage",
+    "Person",
+    "PlanTask",
+    "PlanTaskUnit",
+    "Problem",
+    "Rectification",
+    "Responsibility",
+    "Review",
+    "Role",
+    "Schedule",
+    "TaskInstance",
+    "Unit",
+]

@@ -1,0 +1,37 @@
+"""Bringing the ledger up to date on start: schema first, then the configuration."""
+
+from __future__ import annotations
+
+import logging
+
+from bot import schema
+from bot.clock import Clock
+from bot.db import Database
+from bot.deployment import Loaded
+from bot.sync import SyncReport, sync
+
+log = logging.getLogger(__name__)
+
+
+class SchemaOutdated(RuntimeError):
+    pass
+
+
+async def prepare_database(db: Database, auto_migrate: bool) -> None:
+    if await schema.is_current(db.engine):
+        return
+    if not auto_migrate:
+        raise SchemaOutdated(
+            "数据库结构不是最新版本，请先运行 `duban db upgrade` "
+            "(the database schema is outdated; run `duban db upgrade`)"
+        )
+    before = await schema.current_revision(db.engine)
+    await schema.upgrade(db.engine)
+    log.info("schema upgraded from %s to %s", before or "empty", schema.head_revision())
+
+
+async def apply_config(db: Database, deployment: Loaded, clock: Clock) -> SyncReport:
+    async with db.begin() as session:
+        report = await sync(session, deployment.spec, clock.now())
+    log.info("configuration applied: %s", report.summary())
+    return report
