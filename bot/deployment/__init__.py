@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -43,8 +44,47 @@ def load(location: Path, env: Mapping[str, str] | None = None, live: bool = True
     try:
         spec = Deployment.model_validate(source.data)
     except ValidationError as e:
-        raise ConfigInvalid(schema_problems(source, e)) from None
-    problems = cross_checks(spec, source, env, live)
-    if any(p.severity == "error" for p in problems):
-        raise ConfigInvalid(problems)
-    return Loaded(spec, source.root, problems, env)
+        problems = schema_problems(source, e)
+        # Check the rest too, so that one typo does not hide the other mistakes.
+        salvaged = _set_aside(source.data, e)
+        if salvaged is not None:
+            data, index_map, tolerated = salvaged
+            for path, msg, sev in cross_checks(
+                Deployment.model_validate(data), env, live, tolerated
+            ):
+                path = (
+                    (path[0], index_map[path[0]][path[1]], *path[2:])
+                    if (len(path) > 1 and path[0] in index_map and isinstance(path[1], int))
+                    else path
+                )
+                problems.append(source.problem(path, msg, sev))
+        raise ConfigInvalid(problems) from None
+    found = [source.problem(*f) for f in cross_checks(spec, env, live)]
+    if any(p.severity == "error" for p in found):
+        raise ConfigInvalid(found)
+    return Loaded(spec, source.root, found, env)
+
+
+def _set_aside(
+    data: dict[str, Any], error: ValidationError
+) -> tuple[dict[str, Any], dict[str, list[int]], frozenset[str]] | None:
+    """The configuration without the list items that failed the schema, or None when a failure
+    lies outside a top-level list (then nothing sound is left to cross-check)."""
+    bad: dict[str, set[int]] = {}
+    for err in error.errors():
+        loc = err["loc"]
+        if len(loc) < 2 or not isinstance(loc[1], int) or not isinstance(data.get(loc[0]), list):
+            return None
+        bad.setdefault(str(loc[0]), set()).add(loc[1])
+    out, index_map, tolerated = dict(data), {}, set()
+    for section, indices in bad.items():
+        items = data[section]
+        keep = [i for i in range(len(items)) if i not in indices]
+        out[section] = [items[i] for i in keep]
+        index_map[section] = keep
+        tolerated.update(str(items[i].get("id")) for i in indices if isinstance(items[i], dict))
+    try:
+        Deployment.model_validate(out)
+    except ValidationError:
+        return None
+    return out, index_map, frozenset(tolerated)

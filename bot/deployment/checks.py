@@ -55,13 +55,15 @@ def schema_problems(source: Source, error: ValidationError) -> list[Problem]:
 
 
 def cross_checks(
-    d: Deployment, source: Source, env: Mapping[str, str], live: bool
-) -> list[Problem]:
+    d: Deployment, env: Mapping[str, str], live: bool, tolerated: frozenset[str] = frozenset()
+) -> list[tuple[Path, str, str]]:
+    """(path, message, severity) for each problem; references to `tolerated` ids (items that
+    failed the schema and were set aside) are not reported again as unknown."""
     found: list[tuple[Path, str, str]] = []
     for check in (_duplicates, _references, _communities, _tasks, _channels, _warnings):
         found.extend(check(d))  # type: ignore[operator]
     found.extend(_secrets(d, env, live))
-    return [source.problem(path, msg, sev) for path, msg, sev in found]
+    return [f for f in found if not any(f"“{t}”不存在" in f[1] for t in tolerated)]
 
 
 Found = Iterator[tuple[Path, str, str]]
