@@ -162,7 +162,7 @@ class _Ctx:
             await self.set_fields(row, entity, values)
         for key, row in rows.items():
             if key not in desired and getattr(row, "active", False):
-                row.active = False
+                setattr(row, "active", False)  # noqa: B010 (Area and DutyHolder have no flag)
                 for stamp in ("removed_at", "cancelled_at"):
                     if hasattr(row, stamp):
                         setattr(row, stamp, self.now)
@@ -256,7 +256,7 @@ async def _identities(ctx: _Ctx, d: Deployment, people: dict[str, Person]) -> No
 async def _roles(
     ctx: _Ctx, d: Deployment, people: dict[str, Person], units: dict[str, Unit]
 ) -> None:
-    want_keys = {(a, "admin", None) for a in d.committee.admins}
+    want_keys: set[tuple[str, str, str | None]] = {(a, "admin", None) for a in d.committee.admins}
     for u in d.units:
         if u.secretary:
             want_keys.add((u.secretary, "secretary", u.id))

@@ -1,4 +1,4 @@
-"""A deployment's configuration: read, validate with every problem reported at once, resolve secrets.
+"""A deployment's configuration: read, validate reporting every problem at once, resolve secrets.
 
 `load()` is the only entry point; `duban config check`, `duban serve` and the sync share it.
 """
@@ -73,10 +73,13 @@ def _set_aside(
     bad: dict[str, set[int]] = {}
     for err in error.errors():
         loc = err["loc"]
-        if len(loc) < 2 or not isinstance(loc[1], int) or not isinstance(data.get(loc[0]), list):
+        section = data.get(str(loc[0]))
+        if len(loc) < 2 or not isinstance(loc[1], int) or not isinstance(section, list):
             return None
-        bad.setdefault(str(loc[0]), set()).add(loc[1])
-    out, index_map, tolerated = dict(data), {}, set()
+        bad.setdefault(str(loc[0]), set()).add(int(loc[1]))
+    out = dict(data)
+    index_map: dict[str, list[int]] = {}
+    tolerated: set[str] = set()
     for section, indices in bad.items():
         items = data[section]
         keep = [i for i in range(len(items)) if i not in indices]

@@ -61,7 +61,7 @@ def cross_checks(
     failed the schema and were set aside) are not reported again as unknown."""
     found: list[tuple[Path, str, str]] = []
     for check in (_duplicates, _references, _communities, _tasks, _channels, _warnings):
-        found.extend(check(d))  # type: ignore[operator]
+        found.extend(check(d))
     found.extend(_secrets(d, env, live))
     return [f for f in found if not any(f"“{t}”不存在" in f[1] for t in tolerated)]
 

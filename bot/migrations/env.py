@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection bot.schema hands it (async engines, both backends)."""
+"""Alembic environment: runs on the connection that bot.schema hands it (async engine)."""
 
 from alembic import context
 

@@ -1,4 +1,4 @@
-"""How the bot runs: schedules, job runs, the outbox, inbound dedupe, the calendar, the audit log."""
+"""How the bot runs: schedules, job runs, outbox, inbound dedupe, calendar, audit log."""
 
 from __future__ import annotations
 
