@@ -1,0 +1,1 @@
+"""Chat commands, one family per module; they receive platform-neutral messages only."""

@@ -1,0 +1,1 @@
+"""Scheduled jobs: they alone decide when; each occurrence runs exactly once."""
