@@ -15,18 +15,26 @@ from bot.clock import SHANGHAI, Clock, SystemClock
 from bot.db import Database
 from bot.deployment import Loaded, load
 from bot.deps import Deps
+from bot.inbound import Dispatch, Inbox
+from bot.messages import Inbound
+from bot.platforms import webhook_adapters
 from bot.settings import Settings
 from bot.startup import apply_config, prepare_database
+from bot.web import ADAPTERS, INBOX, add_routes
 
 log = logging.getLogger(__name__)
 DEPS = web.AppKey("deps", Deps)
 
 
 def create_app(
-    settings: Settings, clock: Clock | None = None, deployment: Loaded | None = None
+    settings: Settings,
+    clock: Clock | None = None,
+    deployment: Loaded | None = None,
+    dispatch: Dispatch | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
+    add_routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         loaded = deployment or load(settings.config, live=settings.delivery == "platform")
@@ -36,25 +44,36 @@ def create_app(
             await prepare_database(db, settings.auto_migrate)
             deps_clock = clock or SystemClock()
             await apply_config(db, loaded, deps_clock)
+            inbox = Inbox(db, deps_clock, dispatch or _unrouted)
+            adapters = webhook_adapters(settings, loaded)
+            app[INBOX], app[ADAPTERS] = inbox, adapters
             async with aiohttp.ClientSession() as http:
-                app[DEPS] = Deps(settings, deps_clock, loaded, db, http, scheduler)
+                app[DEPS] = Deps(settings, deps_clock, loaded, db, http, scheduler, inbox, adapters)
                 if settings.scheduler_enabled:
                     scheduler.start()
                 log.info(
-                    "duban ready on %s:%s (delivery: %s)",
+                    "duban ready on %s:%s (delivery: %s; hooks: %s)",
                     settings.host,
                     settings.port,
                     settings.delivery,
+                    ", ".join(adapters) or "none",
                 )
                 yield
                 if scheduler.running:
                     scheduler.shutdown(wait=False)
+                await inbox.drain()
         finally:
             await db.dispose()
         log.info("duban stopped")
 
     app.cleanup_ctx.append(lifespan)
     return app
+
+
+async def _unrouted(msg: Inbound) -> None:
+    log.info(
+        "message %s from %s received; no command router is mounted", msg.event_id, msg.platform
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import DateTime, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import CursorResult, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -94,3 +94,10 @@ def insert_or_ignore(
     """INSERT … ON CONFLICT DO NOTHING, the one way to claim a key exactly once on both backends."""
     stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(values)
     return stmt.on_conflict_do_nothing()
+
+
+async def claim(session: AsyncSession, table: Any, values: dict[str, Any]) -> bool:
+    """Insert one row unless its unique key exists; True when this call inserted it."""
+    stmt = insert_or_ignore(session.get_bind().dialect.name, table, values)
+    result = cast(CursorResult[Any], await session.execute(stmt))
+    return result.rowcount == 1

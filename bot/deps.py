@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.adapters.base import WebhookAdapter
 from bot.clock import Clock
 from bot.db import Database
 from bot.deployment import Loaded
+from bot.inbound import Inbox
 from bot.settings import Settings
 
 
@@ -21,3 +23,5 @@ class Deps:
     db: Database
     http: aiohttp.ClientSession
     scheduler: AsyncIOScheduler
+    inbox: Inbox
+    adapters: dict[str, WebhookAdapter]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Templates and the sample configuration live beside the packages in a checkout, and in the
@@ -30,3 +30,28 @@ class Settings(BaseSettings):
     # Upgrade the schema on start; when off, `duban serve` refuses an outdated schema.
     auto_migrate: bool = True
     scheduler_enabled: bool = True
+
+    # DingTalk enterprise-internal robot (HTTP callbacks and/or Stream mode) and OpenAPI sends.
+    dingtalk_app_key: str = ""
+    dingtalk_app_secret: SecretStr = SecretStr("")
+    dingtalk_robot_code: str = ""  # defaults to the app key, as DingTalk issues them
+    dingtalk_mode: Literal["http", "stream", "both"] = "http"
+    dingtalk_api_base: str = "https://api.dingtalk.com"
+    dingtalk_oapi_base: str = "https://oapi.dingtalk.com"
+
+    # WeCom self-built app (callbacks, app and appchat sends) and 智能机器人 (AI bot).
+    wecom_corp_id: str = ""
+    wecom_token: SecretStr = SecretStr("")
+    wecom_aes_key: SecretStr = SecretStr("")
+    wecom_agent_id: int = 0
+    wecom_secret: SecretStr = SecretStr("")
+    wecom_bot_token: SecretStr = SecretStr("")
+    wecom_bot_aes_key: SecretStr = SecretStr("")
+    wecom_bot_id: str = ""
+    wecom_bot_secret: SecretStr = SecretStr("")
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+
+    # Callbacks whose timestamp is further than this from now are refused (replays).
+    callback_window_seconds: int = 3600
+    # The local console (/console): a platform for trying the bot without any account.
+    console: bool = False

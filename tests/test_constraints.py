@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from bot.db import Database, insert_or_ignore
+from bot.db import Database, claim
 from bot.models import CheckIn, InboundSeen, Person, PlanTask, TaskInstance, Unit
 from bot.sync import sync
 from tests.configs import ENV, mini, write
@@ -119,6 +119,5 @@ async def test_insert_or_ignore_claims_once(ledger: Database, clock) -> None:
     results = []
     for _ in range(2):
         async with ledger.begin() as s:
-            stmt = insert_or_ignore(ledger.dialect, InboundSeen, row)
-            results.append((await s.execute(stmt)).rowcount)
-    assert results == [1, 0]
+            results.append(await claim(s, InboundSeen, row))
+    assert results == [True, False]

@@ -1,0 +1,79 @@
+"""The platform-neutral message model: adapters translate to and from it, nothing else does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+Platform = Literal["wecom", "dingtalk", "console"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    platform: Platform
+    chat_id: str  # the group's conversation id, or the sender's user id in a one-to-one chat
+    is_group: bool
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """Evidence attached to a message, kept as the platform names it."""
+
+    kind: Literal["image", "file", "voice", "video"]
+    ref: str  # media id, download code or URL
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRoute:
+    """A way to answer this very message that the platform hands out with it.
+
+    DingTalk's sessionWebhook and WeCom's response_url expire: good for a reply, never for a
+    scheduled post.
+    """
+
+    kind: Literal["dingtalk_session", "wecom_response_url"]
+    url: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    platform: Platform
+    event_id: str  # the platform's message id: the deduplication key
+    chat: ChatRef
+    sender_id: str  # WeCom userid, DingTalk staffId, console person id
+    sender_name: str
+    text: str  # the bot's own @-mention removed, surrounding blanks stripped
+    received_at: datetime
+    source: (
+        str  # the inbound channel: dingtalk_http, dingtalk_stream, wecom_app, wecom_aibot, console
+    )
+    media: tuple[Media, ...] = ()
+    mentions: tuple[str, ...] = ()  # user ids @-mentioned besides the bot
+    reply_route: ReplyRoute | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """A person to @-mention; adapters write the platform's syntax."""
+
+    name: str
+    user_id: str | None = None
+    mobile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """What the bot says, before any platform shapes it.
+
+    `body` is the Markdown subset both platforms render (headings, bold, links, lists, quotes);
+    with `format="text"` it is sent as plain text.
+    """
+
+    body: str
+    format: Literal["markdown", "text"] = "markdown"
+    title: str = ""  # DingTalk shows it in the chat list and notifications
+    mentions: tuple[Mention, ...] = ()
+    image: bytes | None = None  # PNG or JPEG, posted after the text
