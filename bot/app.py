@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -11,13 +12,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 
 from bot import schema
+from bot.adapters.dingtalk_stream import StreamClient
 from bot.clock import SHANGHAI, Clock, SystemClock
 from bot.db import Database
 from bot.deployment import Loaded, load
 from bot.deps import Deps
 from bot.inbound import Dispatch, Inbox
 from bot.messages import Inbound
-from bot.platforms import webhook_adapters
+from bot.platforms import robot_names, webhook_adapters
 from bot.settings import Settings
 from bot.startup import apply_config, prepare_database
 from bot.web import ADAPTERS, INBOX, add_routes
@@ -48,7 +50,11 @@ def create_app(
             adapters = webhook_adapters(settings, loaded)
             app[INBOX], app[ADAPTERS] = inbox, adapters
             async with aiohttp.ClientSession() as http:
-                app[DEPS] = Deps(settings, deps_clock, loaded, db, http, scheduler, inbox, adapters)
+                stream = dingtalk_stream(settings, http, inbox, deps_clock)
+                app[DEPS] = Deps(
+                    settings, deps_clock, loaded, db, http, scheduler, inbox, adapters, stream
+                )
+                stream_task = asyncio.create_task(stream.run()) if stream else None
                 if settings.scheduler_enabled:
                     scheduler.start()
                 log.info(
@@ -59,6 +65,9 @@ def create_app(
                     ", ".join(adapters) or "none",
                 )
                 yield
+                if stream and stream_task:  # first, so nothing new arrives while draining
+                    stream.stop()
+                    await stream_task
                 if scheduler.running:
                     scheduler.shutdown(wait=False)
                 await inbox.drain()
@@ -68,6 +77,22 @@ def create_app(
 
     app.cleanup_ctx.append(lifespan)
     return app
+
+
+def dingtalk_stream(
+    settings: Settings, http: aiohttp.ClientSession, inbox: Inbox, clock: Clock
+) -> StreamClient | None:
+    if settings.dingtalk_mode == "http" or not settings.dingtalk_app_key:
+        return None
+    return StreamClient(
+        http,
+        api_base=settings.dingtalk_api_base,
+        client_id=settings.dingtalk_app_key,
+        client_secret=settings.dingtalk_app_secret.get_secret_value(),
+        on_messages=inbox.accept,
+        clock=clock,
+        robot_names=robot_names(settings),
+    )
 
 
 async def _unrouted(msg: Inbound) -> None:
@@ -94,4 +119,7 @@ async def readyz(request: web.Request) -> web.Response:
         checks.setdefault("schema", False)
     checks["scheduler"] = deps.scheduler.running or not deps.settings.scheduler_enabled
     ok = all(checks.values())
-    return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
+    body: dict[str, object] = {"ready": ok, "checks": checks}
+    if deps.stream is not None:  # informational: HTTP traffic is served either way
+        body["dingtalk_stream"] = "connected" if deps.stream.connected.is_set() else "reconnecting"
+    return web.json_response(body, status=200 if ok else 503)

@@ -8,6 +8,7 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.adapters.base import WebhookAdapter
+from bot.adapters.dingtalk_stream import StreamClient
 from bot.clock import Clock
 from bot.db import Database
 from bot.deployment import Loaded
@@ -25,3 +26,4 @@ class Deps:
     scheduler: AsyncIOScheduler
     inbox: Inbox
     adapters: dict[str, WebhookAdapter]
+    stream: StreamClient | None = None  # DingTalk Stream mode, when configured

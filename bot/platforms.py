@@ -18,7 +18,9 @@ def webhook_adapters(settings: Settings, deployment: Loaded) -> dict[str, Webhoo
         from bot.adapters.dingtalk_inbound import DingTalkWebhook
 
         adapters["dingtalk"] = DingTalkWebhook(
-            app_secret=settings.dingtalk_app_secret.get_secret_value(), window_seconds=window
+            app_secret=settings.dingtalk_app_secret.get_secret_value(),
+            window_seconds=window,
+            robot_names=robot_names(settings),
         )
     if settings.wecom_token.get_secret_value() and settings.wecom_aes_key.get_secret_value():
         from bot.adapters.wecom_inbound import WeComAppWebhook
@@ -41,3 +43,7 @@ def webhook_adapters(settings: Settings, deployment: Loaded) -> dict[str, Webhoo
             window_seconds=window,
         )
     return adapters
+
+
+def robot_names(settings: Settings) -> tuple[str, ...]:
+    return tuple(n.strip() for n in settings.dingtalk_robot_name.split(",") if n.strip())

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     dingtalk_app_secret: SecretStr = SecretStr("")
     dingtalk_robot_code: str = ""  # defaults to the app key, as DingTalk issues them
     dingtalk_mode: Literal["http", "stream", "both"] = "http"
+    # The robot's display names, comma-separated: stripped from "@name" in message texts.
+    dingtalk_robot_name: str = ""
     dingtalk_api_base: str = "https://api.dingtalk.com"
     dingtalk_oapi_base: str = "https://oapi.dingtalk.com"
 

@@ -1,0 +1,73 @@
+"""The app mounts each platform from its settings alone, and runs Stream mode as a service."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from bot.app import DEPS, create_app
+from bot.clock import FixedClock
+from bot.deployment import load
+from bot.messages import Inbound
+from bot.settings import Settings
+from tests.configs import ENV, mini, write
+from tests.fakes import FakeDingTalk, ManualClock
+
+
+async def test_stream_mode_delivers_through_the_app(
+    aiohttp_server: Any, aiohttp_client: Any, database_url: str, tmp_path: Path, clock: FixedClock
+) -> None:
+    fake = FakeDingTalk(clock=ManualClock(clock.now().timestamp()))
+    await fake.start(aiohttp_server)
+    received: list[Inbound] = []
+
+    async def dispatch(msg: Inbound) -> None:
+        received.append(msg)
+
+    settings = Settings(
+        database_url=database_url,
+        config=tmp_path,
+        scheduler_enabled=False,
+        dingtalk_mode="stream",
+        dingtalk_app_key=fake.app_key,
+        dingtalk_app_secret=SecretStr(fake.app_secret),
+        dingtalk_api_base=fake.base_url,
+    )
+    deployment = load(write(tmp_path, mini()), env=ENV)
+    client = await aiohttp_client(create_app(settings, clock, deployment, dispatch))
+    deps = client.app[DEPS]
+    assert "dingtalk" not in deps.adapters  # stream only: no HTTP callback route
+    assert deps.stream is not None
+    async with asyncio.timeout(5):
+        await deps.stream.connected.wait()
+    ready = await client.get("/readyz")
+    assert (await ready.json())["dingtalk_stream"] == "connected"
+    payload = fake.bot_message("本月任务", "staff_a_ll", "cidC1==", "msg-stream-1")
+    ack = await fake.stream_push_bot_message(payload)
+    assert ack["code"] == 200
+    await deps.inbox.drain()
+    assert [(m.text, m.sender_id, m.source) for m in received] == [
+        ("本月任务", "staff_a_ll", "dingtalk_stream")
+    ]
+    await client.close()  # the lifespan stops the stream client; teardown must not hang
+
+
+async def test_only_configured_platforms_are_mounted(
+    aiohttp_client: Any, database_url: str, tmp_path: Path, clock: FixedClock
+) -> None:
+    settings = Settings(
+        database_url=database_url,
+        config=tmp_path,
+        scheduler_enabled=False,
+        dingtalk_app_secret=SecretStr("s"),
+        dingtalk_mode="both",
+    )
+    client = await aiohttp_client(
+        create_app(settings, clock, load(write(tmp_path, mini()), env=ENV))
+    )
+    assert set(client.app[DEPS].adapters) == {"dingtalk"}
+    resp = await client.post("/hooks/wecom", data=b"<xml/>")
+    assert resp.status == 404
