@@ -1,0 +1,78 @@
+"""Replies use the platform's short-lived route while valid; posts use the group's channel."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.clock import FixedClock
+from bot.deployment import Loaded, load
+from bot.destinations import group_destination, reply_destination
+from bot.messages import ChatRef, Inbound, ReplyRoute
+from tests.configs import ENV, mini, write
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Loaded:
+    return load(write(tmp_path, mini()), env=ENV)
+
+
+def message(clock: FixedClock, **kw: object) -> Inbound:
+    fields: dict[str, object] = {
+        "platform": "dingtalk",
+        "event_id": "m1",
+        "chat": ChatRef("dingtalk", "cidC1==", True),
+        "sender_id": "staff_a_ll",
+        "sender_name": "甲联络员",
+        "text": "进度",
+        "received_at": clock.now(),
+        "source": "dingtalk_http",
+    }
+    fields.update(kw)
+    return Inbound(**fields)  # type: ignore[arg-type]
+
+
+def test_group_destination_resolves_secrets_without_showing_them(deployment: Loaded) -> None:
+    dest = group_destination(deployment.spec.groups[0], deployment)
+    assert (dest.channel_type, dest.chat_id) == ("wecom_webhook", "wrkADMINS")
+    assert dest.secrets == {"key": "test-webhook-key"}
+    assert "test-webhook-key" not in repr(dest)
+
+
+def test_valid_session_webhook_answers_the_reply(deployment: Loaded, clock: FixedClock) -> None:
+    route = ReplyRoute("dingtalk_session", "https://x/session", clock.now() + timedelta(hours=1))
+    dest = reply_destination(message(clock, reply_route=route), deployment, clock.now())
+    assert (dest.channel_type, dest.url) == ("dingtalk_session", "https://x/session")
+
+
+def test_expired_session_webhook_falls_back_to_the_group(deployment, clock) -> None:
+    route = ReplyRoute("dingtalk_session", "https://x/session", clock.now() + timedelta(seconds=30))
+    dest = reply_destination(message(clock, reply_route=route), deployment, clock.now())
+    assert (dest.channel_type, dest.chat_id) == ("dingtalk_openapi", "cidC1==")
+
+
+def test_one_to_one_replies_go_to_the_sender(deployment: Loaded, clock: FixedClock) -> None:
+    dm = message(clock, chat=ChatRef("dingtalk", "staff_a_ll", False))
+    assert reply_destination(dm, deployment, clock.now()).channel_type == "dingtalk_user"
+    wecom = message(
+        clock,
+        platform="wecom",
+        chat=ChatRef("wecom", "wanggw", False),
+        sender_id="wanggw",
+        source="wecom_app",
+    )
+    dest = reply_destination(wecom, deployment, clock.now())
+    assert (dest.channel_type, dest.chat_id, dest.is_group) == ("wecom_app_user", "wanggw", False)
+
+
+def test_console_replies_stay_on_the_console(deployment: Loaded, clock: FixedClock) -> None:
+    msg = message(
+        clock,
+        platform="console",
+        chat=ChatRef("console", "g_c1", True),
+        sender_id="p_a_ll",
+        source="console",
+    )
+    assert reply_destination(msg, deployment, clock.now()).channel_type == "console"
