@@ -71,3 +71,33 @@ async def test_only_configured_platforms_are_mounted(
     assert set(client.app[DEPS].adapters) == {"dingtalk"}
     resp = await client.post("/hooks/wecom", data=b"<xml/>")
     assert resp.status == 404
+
+
+async def test_callback_is_answered_before_the_work_is_done(
+    aiohttp_server: Any, aiohttp_client: Any, database_url: str, tmp_path: Path, clock: FixedClock
+) -> None:
+    fake = FakeDingTalk(clock=ManualClock(clock.now().timestamp()))
+    await fake.start(aiohttp_server)
+    release = asyncio.Event()
+    finished: list[str] = []
+
+    async def slow_dispatch(msg: Inbound) -> None:
+        await release.wait()  # stands for any amount of slow work
+        finished.append(msg.event_id)
+
+    settings = Settings(
+        database_url=database_url,
+        config=tmp_path,
+        scheduler_enabled=False,
+        dingtalk_app_secret=SecretStr(fake.app_secret),
+    )
+    app = create_app(settings, clock, load(write(tmp_path, mini()), env=ENV), slow_dispatch)
+    client = await aiohttp_client(app)
+    headers, body = fake.signed_callback("打卡 1 已完成", "staff_a_ll", "cidC1==", "msg-slow")
+    async with asyncio.timeout(1):  # the platform's patience is 5 s; ours is far less
+        resp = await client.post("/hooks/dingtalk", json=body, headers=headers)
+    assert resp.status == 200
+    assert finished == []  # answered while the work is still pending
+    release.set()
+    await client.app[DEPS].inbox.drain()
+    assert finished == ["msg-slow"]
