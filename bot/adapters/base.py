@@ -81,13 +81,19 @@ class DeliveryError(Exception):
     Otherwise permanent (bad key, refused signature, unknown chat, too large after splitting).
     """
 
-    def __init__(self, message: str, *, retryable: bool, code: str = "") -> None:
+    def __init__(
+        self, message: str, *, retryable: bool, code: str = "", sent_parts: int = 0
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.code = code
+        # How many of the message's parts went out before the failure: resume with skip_parts.
+        self.sent_parts = sent_parts
 
 
 class Sender(Protocol):
     channel_types: tuple[str, ...]
 
-    async def send(self, destination: Destination, message: Outbound) -> None: ...
+    async def send(
+        self, destination: Destination, message: Outbound, *, skip_parts: int = 0
+    ) -> None: ...
