@@ -35,7 +35,7 @@ def webhook_adapters(settings: Settings, deployment: Loaded) -> dict[str, Webhoo
         settings.wecom_bot_token.get_secret_value()
         and settings.wecom_bot_aes_key.get_secret_value()
     ):
-        from bot.adapters.wecom_inbound import WeComBotWebhook
+        from bot.adapters.wecom_bot_inbound import WeComBotWebhook
 
         adapters["wecom-bot"] = WeComBotWebhook(
             token=settings.wecom_bot_token.get_secret_value(),
