@@ -92,7 +92,8 @@ class DeliveryError(Exception):
 
 
 class Sender(Protocol):
-    channel_types: tuple[str, ...]
+    @property
+    def channel_types(self) -> tuple[str, ...]: ...
 
     async def send(
         self, destination: Destination, message: Outbound, *, skip_parts: int = 0
