@@ -25,6 +25,7 @@ PYTHON    ?=
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 DUBAN_DELIVERY ?= console
+DUBAN_CONSOLE ?= true
 
 .PHONY: help setup run test lint clean
 
@@ -62,7 +63,7 @@ setup: $(STAMP) ## Create .venv and install duban[dev] (only when needed)
 
 run: setup ## Run the bot locally (console delivery, SQLite in ./data, 127.0.0.1:8080)
 	@mkdir -p data
-	DUBAN_DELIVERY='$(DUBAN_DELIVERY)' $(BIN)/duban serve
+	DUBAN_DELIVERY='$(DUBAN_DELIVERY)' DUBAN_CONSOLE='$(DUBAN_CONSOLE)' $(BIN)/duban serve
 
 test: setup ## Run the test suite (PYTEST_ARGS=..., DUBAN_TEST_DATABASE_URL=...)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

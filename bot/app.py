@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 import aiohttp
 from aiohttp import web
@@ -14,12 +15,14 @@ from sqlalchemy import text
 from bot import schema
 from bot.adapters.dingtalk_stream import StreamClient
 from bot.clock import SHANGHAI, Clock, SystemClock
+from bot.console import ConsoleFeed, ConsoleSender, add_console_routes, showing_inbound
 from bot.db import Database
 from bot.deployment import Loaded, load
 from bot.deps import Deps
 from bot.inbound import Dispatch, Inbox
 from bot.messages import Inbound
 from bot.platforms import robot_names, webhook_adapters
+from bot.senders import build_senders
 from bot.settings import Settings
 from bot.startup import apply_config, prepare_database
 from bot.web import ADAPTERS, INBOX, add_routes
@@ -34,49 +37,65 @@ def create_app(
     deployment: Loaded | None = None,
     dispatch: Dispatch | None = None,
 ) -> web.Application:
+    clock = clock or SystemClock()
+    loaded = deployment or load(settings.config, live=settings.delivery == "platform")
     app = web.Application(client_max_size=1024 * 1024)
     app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
     add_routes(app)
-
-    async def lifespan(app: web.Application) -> AsyncIterator[None]:
-        loaded = deployment or load(settings.config, live=settings.delivery == "platform")
-        db = Database(settings.database_url)
-        scheduler = AsyncIOScheduler(timezone=SHANGHAI)
-        try:
-            await prepare_database(db, settings.auto_migrate)
-            deps_clock = clock or SystemClock()
-            await apply_config(db, loaded, deps_clock)
-            inbox = Inbox(db, deps_clock, dispatch or _unrouted)
-            adapters = webhook_adapters(settings, loaded)
-            app[INBOX], app[ADAPTERS] = inbox, adapters
-            async with aiohttp.ClientSession() as http:
-                stream = dingtalk_stream(settings, http, inbox, deps_clock)
-                app[DEPS] = Deps(
-                    settings, deps_clock, loaded, db, http, scheduler, inbox, adapters, stream
-                )
-                stream_task = asyncio.create_task(stream.run()) if stream else None
-                if settings.scheduler_enabled:
-                    scheduler.start()
-                log.info(
-                    "duban ready on %s:%s (delivery: %s; hooks: %s)",
-                    settings.host,
-                    settings.port,
-                    settings.delivery,
-                    ", ".join(adapters) or "none",
-                )
-                yield
-                if stream and stream_task:  # first, so nothing new arrives while draining
-                    stream.stop()
-                    await stream_task
-                if scheduler.running:
-                    scheduler.shutdown(wait=False)
-                await inbox.drain()
-        finally:
-            await db.dispose()
-        log.info("duban stopped")
-
-    app.cleanup_ctx.append(lifespan)
+    handle = dispatch or _unrouted
+    feed: ConsoleFeed | None = None
+    if settings.console:
+        # Routes, middlewares and shutdown signals freeze before the lifespan runs.
+        feed = ConsoleFeed(clock)
+        add_console_routes(app, feed, loaded)
+        handle = showing_inbound(feed, handle)
+    app.cleanup_ctx.append(partial(_lifespan, settings, clock, loaded, handle, feed))
     return app
+
+
+async def _lifespan(
+    settings: Settings,
+    clock: Clock,
+    loaded: Loaded,
+    dispatch: Dispatch,
+    feed: ConsoleFeed | None,
+    app: web.Application,
+) -> AsyncIterator[None]:
+    db = Database(settings.database_url)
+    scheduler = AsyncIOScheduler(timezone=SHANGHAI)
+    try:
+        await prepare_database(db, settings.auto_migrate)
+        await apply_config(db, loaded, clock)
+        inbox = Inbox(db, clock, dispatch)
+        adapters = webhook_adapters(settings, loaded)
+        app[INBOX], app[ADAPTERS] = inbox, adapters
+        async with aiohttp.ClientSession() as http:
+            console = ConsoleSender(feed, loaded) if feed else None
+            senders = build_senders(settings, http, clock, console=console)
+            stream = dingtalk_stream(settings, http, inbox, clock)
+            app[DEPS] = Deps(
+                settings, clock, loaded, db, http, scheduler, inbox, adapters, senders, stream
+            )
+            stream_task = asyncio.create_task(stream.run()) if stream else None
+            if settings.scheduler_enabled:
+                scheduler.start()
+            log.info(
+                "duban ready on %s:%s (delivery: %s; hooks: %s)",
+                settings.host,
+                settings.port,
+                settings.delivery,
+                ", ".join(adapters) or "none",
+            )
+            yield
+            if stream and stream_task:  # first, so nothing new arrives while draining
+                stream.stop()
+                await stream_task
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
+            await inbox.drain()
+    finally:
+        await db.dispose()
+    log.info("duban stopped")
 
 
 def dingtalk_stream(

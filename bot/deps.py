@@ -13,6 +13,7 @@ from bot.clock import Clock
 from bot.db import Database
 from bot.deployment import Loaded
 from bot.inbound import Inbox
+from bot.senders import Senders
 from bot.settings import Settings
 
 
@@ -26,4 +27,5 @@ class Deps:
     scheduler: AsyncIOScheduler
     inbox: Inbox
     adapters: dict[str, WebhookAdapter]
+    senders: Senders
     stream: StreamClient | None = None  # DingTalk Stream mode, when configured

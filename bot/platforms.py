@@ -42,6 +42,10 @@ def webhook_adapters(settings: Settings, deployment: Loaded) -> dict[str, Webhoo
             aes_key=settings.wecom_bot_aes_key.get_secret_value(),
             window_seconds=window,
         )
+    if settings.console:
+        from bot.console import ConsoleWebhook
+
+        adapters["console"] = ConsoleWebhook(deployment)
     return adapters
 
 

@@ -101,3 +101,43 @@ async def test_callback_is_answered_before_the_work_is_done(
     release.set()
     await client.app[DEPS].inbox.drain()
     assert finished == ["msg-slow"]
+
+
+async def test_console_is_a_platform_and_takes_every_delivery(
+    aiohttp_client: Any, database_url: str, tmp_path: Path, clock: FixedClock
+) -> None:
+    from bot.console import ConsoleSender
+    from bot.destinations import group_destination
+    from bot.messages import Outbound
+
+    received: list[Inbound] = []
+
+    async def dispatch(msg: Inbound) -> None:
+        received.append(msg)
+
+    settings = Settings(
+        database_url=database_url,
+        config=tmp_path,
+        scheduler_enabled=False,
+        console=True,
+        delivery="console",
+    )
+    deployment = load(write(tmp_path, mini()), env={}, live=False)
+    client = await aiohttp_client(create_app(settings, clock, deployment, dispatch))
+    deps = client.app[DEPS]
+    assert (await client.get("/console")).status == 200
+    resp = await client.post(
+        "/hooks/console", json={"person": "p_a_ll", "group": "g_c1", "text": "进度"}
+    )
+    assert resp.status == 200
+    await deps.inbox.drain()
+    assert [(m.platform, m.chat.chat_id, m.sender_id, m.text) for m in received] == [
+        ("console", "g_c1", "p_a_ll", "进度")
+    ]
+    # A WeCom webhook group's post stays on the console, in the group it was meant for.
+    admins = group_destination(deployment.spec.groups[0], deployment)
+    await deps.senders.send(admins, Outbound("**督办提醒**", title="督办提醒"))
+    console = deps.senders.by_channel["wecom_webhook"]
+    assert isinstance(console, ConsoleSender)
+    shown = [(e.kind, e.chat.chat_id, e.body) for e in console.feed.recent()]
+    assert shown == [("inbound", "g_c1", "进度"), ("outbound", "g_admins", "**督办提醒**")]
