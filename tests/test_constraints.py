@@ -23,13 +23,14 @@ async def ledger(db: Database, tmp_path, clock) -> Database:
     return db
 
 
-async def _instance(s, now: datetime, period: str = "2026-11") -> TaskInstance:
+async def _instance(s, now: datetime, period: str = "2026-11", no: int = 0) -> TaskInstance:
     unit = await s.scalar(select(Unit).where(Unit.key == "ua"))
     task = await s.scalar(select(PlanTask).where(PlanTask.key == "T01"))
     inst = TaskInstance(
         task_id=task.id,
         unit_id=unit.id,
         period=period,
+        no=no or int(period.replace("-", "")),
         due_at=now + timedelta(days=3),
         created_at=now,
         updated_at=now,
@@ -43,9 +44,9 @@ async def test_one_instance_per_task_unit_period(ledger: Database, clock) -> Non
     async with ledger.begin() as s:
         await _instance(s, clock.now())
         await _instance(s, clock.now(), period="2026-12")  # another period is fine
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match="(?i)unique"):
         async with ledger.begin() as s:
-            await _instance(s, clock.now())
+            await _instance(s, clock.now(), no=99)  # a fresh number: only the period clashes
 
 
 async def test_one_checkin_per_platform_message(ledger: Database, clock) -> None:
@@ -121,3 +122,11 @@ async def test_insert_or_ignore_claims_once(ledger: Database, clock) -> None:
         async with ledger.begin() as s:
             results.append(await claim(s, InboundSeen, row))
     assert results == [True, False]
+
+
+async def test_instance_numbers_are_unique_per_unit(ledger: Database, clock) -> None:
+    async with ledger.begin() as s:
+        await _instance(s, clock.now(), period="2026-11", no=7)
+    with pytest.raises(IntegrityError):
+        async with ledger.begin() as s:
+            await _instance(s, clock.now(), period="2026-12", no=7)

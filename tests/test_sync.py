@@ -86,6 +86,7 @@ async def test_rename_and_removal_keep_history(db: Database, tmp_path: Path, clo
             task_id=task.id,
             unit_id=ub.id,
             period="2026-11",
+            no=1,
             due_at=now + timedelta(days=20),
             created_at=now,
             updated_at=now,

@@ -1,6 +1,7 @@
 """The ledger's tables. Import from here: `from bot.models import Unit, TaskInstance`."""
 
 from bot.models.base import Base
+from bot.models.chat import BindRequest, PendingChoice
 from bot.models.ops import (
     AuditEntry,
     CalendarDay,
@@ -30,6 +31,7 @@ __all__ = [
     "Attachment",
     "AuditEntry",
     "Base",
+    "BindRequest",
     "CalendarDay",
     "ChatGroup",
     "CheckIn",
@@ -41,6 +43,7 @@ __all__ = [
     "InboundSeen",
     "JobRun",
     "OutboxMessage",
+    "PendingChoice",
     "Person",
     "PlanTask",
     "PlanTaskUnit",

@@ -84,6 +84,7 @@ class TaskInstance(Base):
     __tablename__ = "task_instances"
     __table_args__ = (
         UniqueConstraint("task_id", "unit_id", "period"),
+        UniqueConstraint("unit_id", "no"),
         CheckConstraint(f"status IN {INSTANCE_STATES}", name="status"),
         Index("ix_task_instances_unit_period", "unit_id", "period"),
         Index("ix_task_instances_status_due", "status", "due_at"),
@@ -92,6 +93,8 @@ class TaskInstance(Base):
     task_id: Mapped[int] = mapped_column(ForeignKey("plan_tasks.id"))
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     period: Mapped[str] = mapped_column(String(16))
+    # The number people type (打卡 12): per unit, never reused, so an old list stays right.
+    no: Mapped[int]
     due_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16), default="pending")
     excused_reason: Mapped[str | None] = mapped_column(Text)
