@@ -20,11 +20,12 @@ from bot.db import Database
 from bot.deployment import Loaded, load
 from bot.deps import Deps
 from bot.inbound import Dispatch, Inbox
-from bot.messages import Inbound
 from bot.platforms import robot_names, webhook_adapters
+from bot.render import Renderer
+from bot.routing import Dispatcher, outbox_poster
 from bot.senders import build_senders
 from bot.settings import Settings
-from bot.startup import apply_config, prepare_database
+from bot.startup import apply_config, materialise_current, prepare_database
 from bot.web import ADAPTERS, INBOX, add_routes
 
 log = logging.getLogger(__name__)
@@ -42,14 +43,12 @@ def create_app(
     app = web.Application(client_max_size=1024 * 1024)
     app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
     add_routes(app)
-    handle = dispatch or _unrouted
     feed: ConsoleFeed | None = None
     if settings.console:
         # Routes, middlewares and shutdown signals freeze before the lifespan runs.
         feed = ConsoleFeed(clock)
         add_console_routes(app, feed, loaded)
-        handle = showing_inbound(feed, handle)
-    app.cleanup_ctx.append(partial(_lifespan, settings, clock, loaded, handle, feed))
+    app.cleanup_ctx.append(partial(_lifespan, settings, clock, loaded, dispatch, feed))
     return app
 
 
@@ -57,7 +56,7 @@ async def _lifespan(
     settings: Settings,
     clock: Clock,
     loaded: Loaded,
-    dispatch: Dispatch,
+    dispatch: Dispatch | None,
     feed: ConsoleFeed | None,
     app: web.Application,
 ) -> AsyncIterator[None]:
@@ -66,7 +65,9 @@ async def _lifespan(
     try:
         await prepare_database(db, settings.auto_migrate)
         await apply_config(db, loaded, clock)
-        inbox = Inbox(db, clock, dispatch)
+        await materialise_current(db, clock)
+        handle = dispatch or commands(settings, db, loaded, clock)
+        inbox = Inbox(db, clock, showing_inbound(feed, handle) if feed else handle)
         adapters = webhook_adapters(settings, loaded)
         app[INBOX], app[ADAPTERS] = inbox, adapters
         async with aiohttp.ClientSession() as http:
@@ -114,9 +115,17 @@ def dingtalk_stream(
     )
 
 
-async def _unrouted(msg: Inbound) -> None:
-    log.info(
-        "message %s from %s received; no command router is mounted", msg.event_id, msg.platform
+def commands(settings: Settings, db: Database, loaded: Loaded, clock: Clock) -> Dispatcher:
+    from handlers import build_router
+
+    return Dispatcher(
+        build_router(),
+        db,
+        loaded,
+        Renderer.for_config(loaded.root),
+        clock,
+        outbox_poster(loaded, clock),
+        bot_names=robot_names(settings),
     )
 
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
+from bot.textfold import replace_chinese_numerals
+
 Cadence = Literal["once", "monthly", "quarterly", "yearly"]
 PeriodCadence = Literal["monthly", "quarterly", "yearly"]
 Roll = Literal["backward", "forward", "none"]
@@ -240,8 +242,6 @@ _ROLL_NOTES = {
     "forward": "遇非工作日顺延",
     "none": "按自然日，不调整",
 }
-_CN_DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"〇": 0}
-_CN_RUN = re.compile(r"[〇零一二三四五六七八九十廿卅]+")
 _QUARTER_MONTH = (
     dict.fromkeys(("首月", "初月", "第1个月", "第1月"), 1)
     | dict.fromkeys(("中间月", "中月", "第2个月", "第2月"), 2)
@@ -276,17 +276,6 @@ def _error(zh: str, en: str) -> DueRuleError:
     return DueRuleError(f"{zh} ({en})")
 
 
-def _cn_number(match: re.Match[str]) -> str:
-    run = match[0]
-    if m := re.fullmatch(r"([一二三四五六七八九]?)十([一二三四五六七八九]?)", run):
-        return str(10 * _CN_DIGITS.get(m[1], 1) + _CN_DIGITS.get(m[2], 0))
-    if m := re.fullmatch(r"([廿卅])([一二三四五六七八九]?)", run):
-        return str((20 if m[1] == "廿" else 30) + _CN_DIGITS.get(m[2], 0))
-    if any(c in run for c in "十廿卅"):
-        return run  # not a number we understand; the grammar will reject it
-    return "".join(str(_CN_DIGITS[c]) for c in run)  # digit by digit, as in 二〇二六年
-
-
 def _roll_of(match: re.Match[str]) -> Roll:
     return "none" if match["none"] else "forward" if match["forward"] else "backward"
 
@@ -302,7 +291,7 @@ def parse_due_rule(text: str) -> DueRule:
     s = re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).rstrip("。.")
     if not s:
         raise _error("截止规则为空：" + f"可用写法如 {_EXAMPLES}", "empty due rule")
-    s = _CN_RUN.sub(_cn_number, s).replace("号", "日")
+    s = replace_chinese_numerals(s).replace("号", "日")
     s = s.replace("每个月", "每月").replace("每个季度", "每季度")
     s = re.sub(r"每季(?!度)", "每季度", s)
     head, *rest = re.split(r"[(,;、]", s, maxsplit=1)

@@ -35,3 +35,23 @@ async def apply_config(db: Database, deployment: Loaded, clock: Clock) -> SyncRe
         report = await sync(session, deployment.spec, clock.now())
     log.info("configuration applied: %s", report.summary())
     return report
+
+
+async def materialise_current(db: Database, clock: Clock) -> int:
+    """This month's instances, so a bot started mid-month can answer 本月任务 at once."""
+    from bot.duerules import Period
+    from bot.ledger.instances import materialise
+    from bot.workdays import load_calendar
+
+    now = clock.now()
+    async with db.begin() as session:
+        calendar = await load_calendar(session)
+        created = await materialise(
+            session,
+            Period.containing("monthly", now.date()),
+            now=now,
+            is_workday=calendar.is_workday,
+        )
+    if created:
+        log.info("materialised %d task instances for %s", created, now.strftime("%Y-%m"))
+    return created

@@ -44,7 +44,7 @@ async def test_one_instance_per_task_unit_period(ledger: Database, clock) -> Non
     async with ledger.begin() as s:
         await _instance(s, clock.now())
         await _instance(s, clock.now(), period="2026-12")  # another period is fine
-    with pytest.raises(IntegrityError, match="(?i)unique"):
+    with pytest.raises(IntegrityError, match=r"(?i)unique"):
         async with ledger.begin() as s:
             await _instance(s, clock.now(), no=99)  # a fresh number: only the period clashes
 

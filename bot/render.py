@@ -1,0 +1,53 @@
+"""Rendering replies and posts from Jinja2 templates, with a deployment's overrides first.
+
+Templates are Markdown: HTML autoescape would be wrong, so every user-supplied value goes
+through the `md` filter, which escapes Markdown and defuses @所有人/@all and mention syntax.
+StrictUndefined turns a misspelt variable into an error in tests instead of a blank in a group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+
+from bot.settings import PROJECT_ROOT
+from bot.text import escape_markdown
+
+BUILTIN = PROJECT_ROOT / "templates"
+
+
+class Renderer:
+    def __init__(self, overrides: Sequence[Path] = ()) -> None:
+        dirs = [p for p in overrides if p.is_dir()] + [BUILTIN]
+        self.env = Environment(
+            loader=ChoiceLoader([FileSystemLoader(str(d)) for d in dirs]),
+            undefined=StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self.env.filters["md"] = lambda value: escape_markdown(str(value))
+        self.env.filters["date"] = _date
+        self.env.filters["dt"] = _datetime
+
+    def render(self, name: str, **variables: Any) -> str:
+        return self.env.get_template(name).render(**variables).strip()
+
+    @classmethod
+    def for_config(cls, config_root: Path) -> Renderer:
+        return cls([config_root / "templates"])
+
+
+def _date(value: Any) -> str:
+    return f"{value.month}月{value.day}日"
+
+
+def _datetime(value: Any) -> str:
+    from bot.clock import SHANGHAI
+
+    local = value.astimezone(SHANGHAI)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"

@@ -1,0 +1,267 @@
+"""Chat commands: registration, matching, permissions and the error boundary.
+
+One message is one transaction: the handler's changes, the audit entry and the replies (as
+outbox rows) commit together. A UserError rolls the changes back and answers with its
+template; anything else is logged and answered with a short reference, never the exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import audit
+from bot.db import Database
+from bot.deployment import Loaded
+from bot.ledger.people import Who, whois
+from bot.messages import Inbound, Mention, Outbound
+from bot.render import Renderer
+from bot.text import closest, match_command, normalize
+
+log = logging.getLogger(__name__)
+Audience = Literal["all", "worker", "admin"]
+Handler = Callable[["Ctx", str], Awaitable[None]]
+Fallback = Callable[["Ctx", str], Awaitable[bool]]
+PostReplies = Callable[[AsyncSession, Inbound, Sequence[Outbound]], Awaitable[None]]
+
+
+class UserError(Exception):
+    """An expected refusal: rendered from `template` for the person who asked."""
+
+    def __init__(self, template: str, **variables: Any) -> None:
+        super().__init__(template)
+        self.template = template
+        self.variables = variables
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str  # the Chinese name shown in help
+    aliases: tuple[str, ...]
+    handler: Handler
+    summary: str
+    usage: str
+    example: str
+    audience: Audience
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+@dataclass
+class Router:
+    commands: list[Command] = field(default_factory=list)
+    by_name: dict[str, Command] = field(default_factory=dict)
+    fallbacks: list[Fallback] = field(default_factory=list)
+
+    def command(
+        self,
+        name: str,
+        *aliases: str,
+        summary: str,
+        usage: str,
+        example: str,
+        audience: Audience = "all",
+    ) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            self.add(Command(name, aliases, fn, summary, usage, example, audience))
+            return fn
+
+        return register
+
+    def add(self, cmd: Command) -> None:
+        for n in cmd.names:
+            if n.lower() in self.by_name:
+                raise ValueError(f"command {n!r} registered twice")
+            self.by_name[n.lower()] = cmd
+        self.commands.append(cmd)
+
+    def fallback(self, fn: Fallback) -> Fallback:
+        """Tried in order for text that names no command; returns True when it answered."""
+        self.fallbacks.append(fn)
+        return fn
+
+    def include(self, other: Router) -> None:
+        for cmd in other.commands:
+            self.add(cmd)
+        self.fallbacks.extend(other.fallbacks)
+
+    def match(self, text: str) -> tuple[Command, str] | None:
+        found = match_command(text, self.by_name)
+        if found is None:
+            return None
+        name, args = found
+        return self.by_name[name.lower()], args
+
+
+@dataclass
+class Ctx:
+    msg: Inbound
+    text: str  # normalised
+    session: AsyncSession
+    who: Who | None
+    now: datetime
+    deployment: Loaded
+    renderer: Renderer
+    router: Router
+    replies: list[Outbound] = field(default_factory=list)
+
+    async def reply(
+        self,
+        template: str,
+        *,
+        mentions: Sequence[Mention] = (),
+        title: str = "",
+        format: Literal["markdown", "text"] = "markdown",
+        **variables: Any,
+    ) -> None:
+        body = self.renderer.render(template, who=self.who, now=self.now, **variables)
+        self.replies.append(Outbound(body, format, title, tuple(mentions)))
+
+    def worker(self) -> Who:
+        """The person, who must act for at least one unit."""
+        who = self.known()
+        if not who.units and not who.is_admin:
+            raise UserError("errors/not_worker.md.j2")
+        return who
+
+    def known(self) -> Who:
+        if self.who is None:
+            raise UserError("errors/unknown_person.md.j2")
+        return self.who
+
+    def admin(self) -> Who:
+        who = self.known()
+        if not who.is_admin:
+            raise UserError("errors/admin_only.md.j2", command=self.text.split(" ")[0])
+        return who
+
+    def audit(
+        self,
+        action: str,
+        entity: str,
+        key: str,
+        before: Any = None,
+        after: Any = None,
+        detail: str = "",
+    ) -> None:
+        audit.record(
+            self.session,
+            at=self.now,
+            actor=actor_of(self.msg, self.who),
+            action=action,
+            entity=entity,
+            key=key,
+            before=before,
+            after=after,
+            detail=detail,
+        )
+
+
+def actor_of(msg: Inbound, who: Who | None) -> str:
+    return who.key if who else f"{msg.platform}:{msg.sender_id}"[:64]
+
+
+class Dispatcher:
+    """The inbox's dispatch: one inbound message → the matching command, in one transaction."""
+
+    def __init__(
+        self,
+        router: Router,
+        db: Database,
+        deployment: Loaded,
+        renderer: Renderer,
+        clock: Any,
+        post: PostReplies,
+        bot_names: Sequence[str] = (),
+    ) -> None:
+        self.router, self.db, self.deployment, self.renderer = router, db, deployment, renderer
+        self.clock, self.post, self.bot_names = clock, post, tuple(bot_names)
+
+    async def __call__(self, msg: Inbound) -> None:
+        text = normalize(msg.text, self.bot_names)
+        found = self.router.match(text)
+        name = found[0].name if found else "-"
+        try:
+            async with self.db.begin() as session:
+                ctx = await self._ctx(msg, text, session)
+                await self._run(ctx, found)
+                ctx.audit(f"command:{name}", "message", msg.event_id, detail=text[:500])
+                await self.post(session, msg, ctx.replies)
+        except UserError as refusal:
+            async with self.db.begin() as session:
+                ctx = await self._ctx(msg, text, session)
+                await ctx.reply(refusal.template, **refusal.variables)
+                ctx.audit(
+                    f"refused:{name}",
+                    "message",
+                    msg.event_id,
+                    detail=f"{refusal.template} {text[:400]}",
+                )
+                await self.post(session, msg, ctx.replies)
+        except Exception:
+            ref = msg.event_id[-6:]
+            log.exception("command %s failed for %s message %s", name, msg.platform, msg.event_id)
+            async with self.db.begin() as session:
+                ctx = await self._ctx(msg, text, session)
+                await ctx.reply("errors/internal.md.j2", ref=ref)
+                await self.post(session, msg, ctx.replies)
+
+    async def _ctx(self, msg: Inbound, text: str, session: AsyncSession) -> Ctx:
+        who = await whois(session, msg.platform, msg.sender_id)
+        return Ctx(
+            msg, text, session, who, self.clock.now(), self.deployment, self.renderer, self.router
+        )
+
+    async def _run(self, ctx: Ctx, found: tuple[Command, str] | None) -> None:
+        if found is None:
+            for fallback in self.router.fallbacks:
+                if await fallback(ctx, ctx.text):
+                    return
+            names = [c.name for c in self.router.commands if _may_use(ctx.who, c)]
+            word = ctx.text.split(" ")[0] if ctx.text else ""
+            raise UserError(
+                "errors/unknown_command.md.j2",
+                word=word,
+                hints=closest(word, names) if word else [],
+            )
+        cmd, args = found
+        if cmd.audience == "admin":
+            ctx.admin()
+        elif cmd.audience == "worker":
+            ctx.worker()
+        await cmd.handler(ctx, args)
+
+
+def _may_use(who: Who | None, cmd: Command) -> bool:
+    if cmd.audience == "admin":
+        return bool(who and who.is_admin)
+    if cmd.audience == "worker":
+        return bool(who and (who.units or who.is_admin))
+    return True
+
+
+def outbox_poster(deployment: Loaded, clock: Any) -> PostReplies:
+    """Replies become outbox rows in the message's own transaction, keyed by the message id so
+    a re-run of the same message can never answer twice."""
+    from bot.outbox import enqueue, reply_target
+
+    async def post(session: AsyncSession, msg: Inbound, replies: Sequence[Outbound]) -> None:
+        target = reply_target(msg, deployment)
+        for i, reply in enumerate(replies):
+            await enqueue(
+                session,
+                reply,
+                to=target,
+                kind="reply",
+                now=clock.now(),
+                dedupe_key=f"reply:{msg.platform}:{msg.event_id}:{i}"[:255],
+            )
+
+    return post
