@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from bot import schema
 from bot.adapters.dingtalk_stream import StreamClient
+from bot.adapters.wecom_aibot_ws import AibotConnection, WsBotTransport
 from bot.clock import SHANGHAI, Clock, SystemClock
 from bot.console import ConsoleFeed, ConsoleSender, add_console_routes, showing_inbound
 from bot.db import Database
@@ -72,12 +73,27 @@ async def _lifespan(
         app[INBOX], app[ADAPTERS] = inbox, adapters
         async with aiohttp.ClientSession() as http:
             console = ConsoleSender(feed, loaded) if feed else None
-            senders = build_senders(settings, http, clock, console=console)
+            aibot = wecom_aibot_ws(settings, http, inbox, clock)
+            transport = WsBotTransport(aibot) if aibot else None
+            senders = build_senders(
+                settings, http, clock, console=console, aibot_transport=transport
+            )
             stream = dingtalk_stream(settings, http, inbox, clock)
             app[DEPS] = Deps(
-                settings, clock, loaded, db, http, scheduler, inbox, adapters, senders, stream
+                settings,
+                clock,
+                loaded,
+                db,
+                http,
+                scheduler,
+                inbox,
+                adapters,
+                senders,
+                stream,
+                aibot,
             )
-            stream_task = asyncio.create_task(stream.run()) if stream else None
+            links = [link for link in (stream, aibot) if link is not None]
+            link_tasks = [asyncio.create_task(link.run()) for link in links]
             if settings.scheduler_enabled:
                 scheduler.start()
             log.info(
@@ -88,9 +104,9 @@ async def _lifespan(
                 ", ".join(adapters) or "none",
             )
             yield
-            if stream and stream_task:  # first, so nothing new arrives while draining
-                stream.stop()
-                await stream_task
+            for link in links:  # first, so nothing new arrives while draining
+                link.stop()
+            await asyncio.gather(*link_tasks)
             if scheduler.running:
                 scheduler.shutdown(wait=False)
             await inbox.drain()
@@ -129,6 +145,25 @@ def commands(settings: Settings, db: Database, loaded: Loaded, clock: Clock) -> 
     )
 
 
+def wecom_aibot_ws(
+    settings: Settings, http: aiohttp.ClientSession, inbox: Inbox, clock: Clock
+) -> AibotConnection | None:
+    secret = settings.wecom_bot_secret.get_secret_value()
+    # One connection per bot is allowed: a console dry run must not take it from production.
+    if settings.wecom_bot_mode == "http" or settings.delivery == "console":
+        return None
+    if not (settings.wecom_bot_id and secret):
+        return None
+    return AibotConnection(
+        http,
+        url=settings.wecom_bot_ws_url,
+        bot_id=settings.wecom_bot_id,
+        secret=secret,
+        on_messages=inbox.accept,
+        clock=clock,
+    )
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -148,6 +183,10 @@ async def readyz(request: web.Request) -> web.Response:
     checks["scheduler"] = deps.scheduler.running or not deps.settings.scheduler_enabled
     ok = all(checks.values())
     body: dict[str, object] = {"ready": ok, "checks": checks}
-    if deps.stream is not None:  # informational: HTTP traffic is served either way
+    # Informational: HTTP traffic is served either way.
+    if deps.stream is not None:
         body["dingtalk_stream"] = "connected" if deps.stream.connected.is_set() else "reconnecting"
+    if deps.aibot is not None:
+        state = "connected" if deps.aibot.connected.is_set() else "reconnecting"
+        body["wecom_aibot_ws"] = "replaced" if deps.aibot.replaced else state
     return web.json_response(body, status=200 if ok else 503)

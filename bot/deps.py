@@ -9,6 +9,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.adapters.base import WebhookAdapter
 from bot.adapters.dingtalk_stream import StreamClient
+from bot.adapters.wecom_aibot_ws import AibotConnection
 from bot.clock import Clock
 from bot.db import Database
 from bot.deployment import Loaded
@@ -29,3 +30,4 @@ class Deps:
     adapters: dict[str, WebhookAdapter]
     senders: Senders
     stream: StreamClient | None = None  # DingTalk Stream mode, when configured
+    aibot: AibotConnection | None = None  # WeCom 智能机器人 long connection, when configured

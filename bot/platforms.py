@@ -32,7 +32,8 @@ def webhook_adapters(settings: Settings, deployment: Loaded) -> dict[str, Webhoo
             window_seconds=window,
         )
     if (
-        settings.wecom_bot_token.get_secret_value()
+        settings.wecom_bot_mode != "ws"
+        and settings.wecom_bot_token.get_secret_value()
         and settings.wecom_bot_aes_key.get_secret_value()
     ):
         from bot.adapters.wecom_bot_inbound import WeComBotWebhook

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     wecom_bot_id: str = ""
     wecom_bot_secret: SecretStr = SecretStr("")
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    # 智能机器人: "http" = callbacks to /hooks/wecom-bot; "ws" = the long connection (no public
+    # address needed, and the only transport for proactive group posts); or both.
+    wecom_bot_mode: Literal["http", "ws", "both"] = "http"
+    wecom_bot_ws_url: str = "wss://openws.work.weixin.qq.com"
 
     # Callbacks whose timestamp is further than this from now are refused (replays).
     callback_window_seconds: int = 3600
