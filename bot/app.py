@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 
 import aiohttp
@@ -18,9 +18,12 @@ from bot.adapters.wecom_aibot_ws import AibotConnection, WsBotTransport
 from bot.clock import SHANGHAI, Clock, SystemClock
 from bot.console import ConsoleFeed, ConsoleSender, add_console_routes, showing_inbound
 from bot.db import Database
+from bot.delivery import DeliveryWorker
 from bot.deployment import Loaded, load
 from bot.deps import Deps
 from bot.inbound import Dispatch, Inbox
+from bot.messages import Inbound
+from bot.metrics import METRICS, Metrics, metrics_view
 from bot.platforms import robot_names, webhook_adapters
 from bot.render import Renderer
 from bot.routing import Dispatcher, outbox_poster
@@ -43,6 +46,8 @@ def create_app(
     loaded = deployment or load(settings.config, live=settings.delivery == "platform")
     app = web.Application(client_max_size=1024 * 1024)
     app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
+    app[METRICS] = Metrics()
+    app.router.add_get("/metrics", metrics_view)
     add_routes(app)
     feed: ConsoleFeed | None = None
     if settings.console:
@@ -63,21 +68,26 @@ async def _lifespan(
 ) -> AsyncIterator[None]:
     db = Database(settings.database_url)
     scheduler = AsyncIOScheduler(timezone=SHANGHAI)
+    metrics = app[METRICS]
     try:
         await prepare_database(db, settings.auto_migrate)
         await apply_config(db, loaded, clock)
         await materialise_current(db, clock)
-        handle = dispatch or commands(settings, db, loaded, clock)
-        inbox = Inbox(db, clock, showing_inbound(feed, handle) if feed else handle)
+        inbox = Inbox(db, clock, _not_ready, metrics=metrics)
         adapters = webhook_adapters(settings, loaded)
         app[INBOX], app[ADAPTERS] = inbox, adapters
         async with aiohttp.ClientSession() as http:
-            console = ConsoleSender(feed, loaded) if feed else None
             aibot = wecom_aibot_ws(settings, http, inbox, clock)
-            transport = WsBotTransport(aibot) if aibot else None
             senders = build_senders(
-                settings, http, clock, console=console, aibot_transport=transport
+                settings,
+                http,
+                clock,
+                console=ConsoleSender(feed, loaded) if feed else None,
+                aibot_transport=WsBotTransport(aibot) if aibot else None,
             )
+            outbox = DeliveryWorker(db, senders, loaded, clock, metrics=metrics)
+            handle = dispatch or commands(settings, db, loaded, clock, outbox.nudge)
+            inbox.dispatch = showing_inbound(feed, handle) if feed else handle
             stream = dingtalk_stream(settings, http, inbox, clock)
             app[DEPS] = Deps(
                 settings,
@@ -89,9 +99,11 @@ async def _lifespan(
                 inbox,
                 adapters,
                 senders,
+                outbox,
                 stream,
                 aibot,
             )
+            outbox_task = asyncio.create_task(outbox.run())
             links = [link for link in (stream, aibot) if link is not None]
             link_tasks = [asyncio.create_task(link.run()) for link in links]
             if settings.scheduler_enabled:
@@ -109,10 +121,16 @@ async def _lifespan(
             await asyncio.gather(*link_tasks)
             if scheduler.running:
                 scheduler.shutdown(wait=False)
-            await inbox.drain()
+            await inbox.drain()  # replies queued by the last handlers go out too
+            await outbox.stop(10)
+            await outbox_task
     finally:
         await db.dispose()
     log.info("duban stopped")
+
+
+async def _not_ready(msg: Inbound) -> None:  # replaced before any message can arrive
+    raise RuntimeError("inbox used before the app was ready")
 
 
 def dingtalk_stream(
@@ -131,7 +149,9 @@ def dingtalk_stream(
     )
 
 
-def commands(settings: Settings, db: Database, loaded: Loaded, clock: Clock) -> Dispatcher:
+def commands(
+    settings: Settings, db: Database, loaded: Loaded, clock: Clock, nudge: Callable[[], None]
+) -> Dispatcher:
     from handlers import build_router
 
     return Dispatcher(

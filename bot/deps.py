@@ -12,6 +12,7 @@ from bot.adapters.dingtalk_stream import StreamClient
 from bot.adapters.wecom_aibot_ws import AibotConnection
 from bot.clock import Clock
 from bot.db import Database
+from bot.delivery import DeliveryWorker
 from bot.deployment import Loaded
 from bot.inbound import Inbox
 from bot.senders import Senders
@@ -29,5 +30,6 @@ class Deps:
     inbox: Inbox
     adapters: dict[str, WebhookAdapter]
     senders: Senders
+    outbox: DeliveryWorker
     stream: StreamClient | None = None  # DingTalk Stream mode, when configured
     aibot: AibotConnection | None = None  # WeCom 智能机器人 long connection, when configured

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from bot.clock import Clock
 from bot.db import Database, claim
 from bot.messages import Inbound
+from bot.metrics import Metrics
 from bot.models import InboundSeen
 
 log = logging.getLogger(__name__)
@@ -21,10 +22,13 @@ Dispatch = Callable[[Inbound], Awaitable[None]]
 
 
 class Inbox:
-    def __init__(self, db: Database, clock: Clock, dispatch: Dispatch) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, dispatch: Dispatch, metrics: Metrics | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         self.dispatch = dispatch
+        self.metrics = metrics
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def accept(self, messages: Iterable[Inbound]) -> list[Inbound]:
@@ -38,6 +42,8 @@ class Inbox:
                     "seen_at": self.clock.now(),
                 }
                 claimed = await claim(session, InboundSeen, row)
+            if self.metrics:
+                self.metrics.count_inbound(msg.platform, "accepted" if claimed else "duplicate")
             if not claimed:
                 log.info("duplicate %s message %s dropped", msg.platform, msg.event_id)
                 continue

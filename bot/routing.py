@@ -180,11 +180,19 @@ class Dispatcher:
         clock: Any,
         post: PostReplies,
         bot_names: Sequence[str] = (),
+        on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self.router, self.db, self.deployment, self.renderer = router, db, deployment, renderer
         self.clock, self.post, self.bot_names = clock, post, tuple(bot_names)
+        self.on_commit = on_commit  # wakes the delivery worker for the replies just queued
 
     async def __call__(self, msg: Inbound) -> None:
+        try:
+            await self._handle(msg)
+        finally:
+            self.on_commit()
+
+    async def _handle(self, msg: Inbound) -> None:
         text = normalize(msg.text, self.bot_names)
         found = self.router.match(text)
         name = found[0].name if found else "-"

@@ -9,6 +9,7 @@ from multidict import CIMultiDict
 
 from bot.adapters.base import HttpReply, HttpRequest, Rejected, WebhookAdapter
 from bot.inbound import Inbox
+from bot.metrics import METRICS
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
@@ -25,24 +26,28 @@ async def hook(request: web.Request) -> web.Response:
     if adapter is None or request.method not in ("GET", "POST"):
         raise web.HTTPNotFound()
     if (request.content_length or 0) > MAX_BODY:
-        return _refuse(adapter, 413, "body over 1 MiB")
+        return _refuse(request, adapter, 413, "body over 1 MiB")
     try:
         body = await request.content.read(MAX_BODY + 1)
     except OSError:
-        return _refuse(adapter, 400, "body could not be read")
+        return _refuse(request, adapter, 400, "body could not be read")
     if len(body) > MAX_BODY:
-        return _refuse(adapter, 413, "body over 1 MiB")
+        return _refuse(request, adapter, 413, "body over 1 MiB")
     inbox = request.app[INBOX]
     req = HttpRequest(request.method, dict(request.query), CIMultiDict(request.headers), body)
     try:
         parsed = adapter.handle(req, inbox.clock.now())
     except Rejected as e:
-        return _refuse(adapter, e.status, e.reason)
+        return _refuse(request, adapter, e.status, e.reason)
     await inbox.accept(parsed.messages)
     return _reply(parsed.reply)
 
 
-def _refuse(adapter: WebhookAdapter, status: int, reason: str) -> web.Response:
+def _refuse(
+    request: web.Request, adapter: WebhookAdapter, status: int, reason: str
+) -> web.Response:
+    if METRICS in request.app:
+        request.app[METRICS].count_inbound(adapter.platform, "refused")
     log.warning("%s callback refused with %s: %s", adapter.path, status, reason)
     return web.Response(status=status)
 

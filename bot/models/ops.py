@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.models.base import Base, Json, intpk
 
-OUTBOX_STATES = ("pending", "sending", "sent", "dead")
+OUTBOX_STATES = ("pending", "sending", "merged", "sent", "dead")
 
 
 class Schedule(Base):
@@ -39,23 +39,37 @@ class JobRun(Base):
 
 
 class OutboxMessage(Base):
-    """A message the bot has decided to send, written in the transaction that decided it."""
+    """A message the bot has decided to send, written in the transaction that decided it.
+
+    The lane (platform, chat_id) orders delivery; ``group_key`` names a configured group whose
+    channel and secrets are looked up at send time, else ``route`` holds a reply route (no
+    secrets either way). ``body`` is the message as JSON (bot.outbox). Rows coalesced into one
+    post point at the row that carries the post with ``merged_into`` and share its fate.
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (
         CheckConstraint(f"status IN {OUTBOX_STATES}", name="status"),
         Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        Index("ix_outbox_lane", "status", "platform", "chat_id", "id"),
     )
     id: Mapped[intpk]
     dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
-    group_id: Mapped[int | None]
+    kind: Mapped[str] = mapped_column(String(32))
     platform: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String(128))
-    kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(64))  # group key or route type: labels, alerts
+    group_key: Mapped[str | None] = mapped_column(String(64))
+    route: Mapped[Json | None]
     body: Mapped[Json]
+    mergeable: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
+    sent_parts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    merged_into: Mapped[int | None] = mapped_column(index=True)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)

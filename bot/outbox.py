@@ -1,0 +1,190 @@
+"""The outbox: every message the bot decides to send is a row, written in the caller's
+transaction together with the change that caused it, under a unique deduplication key.
+
+A row remembers where the message goes without any secret: a configured group by its key
+(its channel and secrets are looked up at send time, from the configuration and the
+environment), or a reply route the platform handed out with an incoming message (DingTalk's
+sessionWebhook, WeCom's response_url), which expires. ``bot.delivery`` sends the rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db import claim
+from bot.deployment import Loaded
+from bot.deployment.schema import Group
+from bot.destinations import find_group
+from bot.messages import Inbound, Mention, Outbound, Platform
+from bot.models import OutboxMessage
+
+__all__ = [
+    "Target",
+    "enqueue",
+    "group_target",
+    "message_from_json",
+    "message_to_json",
+    "reply_target",
+    "row_target",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a queued message goes: a configured group (``group_key``) or a reply route.
+
+    ``platform`` and ``chat_id`` are the lane: messages to one chat go out in order.
+    For a reply route, ``channel_type`` is the sender to use, ``url`` the route (a short-lived
+    credential: never logged), ``expires_at`` when it stops working.
+    """
+
+    platform: Platform
+    chat_id: str
+    group_key: str | None = None
+    channel_type: str = ""
+    url: str = ""
+    expires_at: datetime | None = None
+    is_group: bool = True
+
+    def __repr__(self) -> str:
+        where = self.group_key or self.channel_type
+        return f"Target({self.platform}, {self.chat_id}, {where})"
+
+    @property
+    def channel(self) -> str:
+        """The name metrics, alerts and the status report group messages by."""
+        return self.group_key or self.channel_type
+
+
+def group_target(group: Group) -> Target:
+    """A configured group, posted into through its configured channel."""
+    return Target(group.platform, group.chat_id, group_key=group.id)
+
+
+def reply_target(msg: Inbound, deployment: Loaded) -> Target:
+    """The way back to whoever wrote ``msg``, chosen as ``bot.destinations.reply_destination``
+    chooses, except that the route's expiry is checked when the reply is sent, not now."""
+    chat, route = msg.chat, msg.reply_route
+    if route is not None:
+        return Target(
+            msg.platform,
+            chat.chat_id,
+            channel_type=route.kind,
+            url=route.url,
+            expires_at=route.expires_at,
+            is_group=chat.is_group,
+        )
+    if msg.platform == "console":
+        return Target("console", chat.chat_id, channel_type="console", is_group=chat.is_group)
+    if chat.is_group:
+        group = find_group(deployment, msg.platform, chat.chat_id)
+        if group is not None:
+            return group_target(group)
+        channel = "dingtalk_openapi" if msg.platform == "dingtalk" else "wecom_aibot"
+        return Target(msg.platform, chat.chat_id, channel_type=channel)
+    channel = "dingtalk_user" if msg.platform == "dingtalk" else "wecom_app_user"
+    if msg.source == "wecom_aibot":
+        channel = "wecom_aibot"
+    return Target(msg.platform, msg.sender_id, channel_type=channel, is_group=False)
+
+
+async def enqueue(
+    session: AsyncSession,
+    message: Outbound,
+    *,
+    to: Target,
+    kind: str,
+    dedupe_key: str,
+    now: datetime,
+    coalesce: bool = False,
+) -> bool:
+    """Queue ``message`` in the caller's transaction; False when ``dedupe_key`` is queued
+    already (then nothing changes). Nudge the delivery worker after the commit.
+
+    ``coalesce``: pending messages of the same ``kind`` to the same chat may go out as one
+    post (reminders for ten units, say), within the platform's size limit.
+    """
+    route = None
+    if to.group_key is None:
+        route = {
+            "channel_type": to.channel_type,
+            "url": to.url,
+            "expires_at": to.expires_at.isoformat() if to.expires_at else None,
+            "is_group": to.is_group,
+        }
+    return await claim(
+        session,
+        OutboxMessage.__table__,
+        {
+            "dedupe_key": dedupe_key,
+            "kind": kind,
+            "platform": to.platform,
+            "chat_id": to.chat_id,
+            "channel": to.channel,
+            "group_key": to.group_key,
+            "route": route,
+            "body": message_to_json(message),
+            "mergeable": coalesce,
+            "status": "pending",
+            "attempts": 0,
+            "sent_parts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+    )
+
+
+def row_target(row: OutboxMessage) -> Target:
+    """The target a row was queued for."""
+    platform = cast(Platform, row.platform)  # written from a Target
+    if row.group_key is not None:
+        return Target(platform, row.chat_id, group_key=row.group_key)
+    route = row.route or {}
+    expires = route.get("expires_at")
+    return Target(
+        platform,
+        row.chat_id,
+        channel_type=str(route.get("channel_type", "")),
+        url=str(route.get("url", "")),
+        expires_at=datetime.fromisoformat(expires) if isinstance(expires, str) else None,
+        is_group=bool(route.get("is_group", True)),
+    )
+
+
+def message_to_json(message: Outbound) -> dict[str, Any]:
+    return {
+        "body": message.body,
+        "format": message.format,
+        "title": message.title,
+        "mentions": [
+            {"name": m.name, "user_id": m.user_id, "mobile": m.mobile} for m in message.mentions
+        ],
+        "image": base64.b64encode(message.image).decode("ascii") if message.image else None,
+    }
+
+
+def message_from_json(data: dict[str, Any]) -> Outbound:
+    """The stored message; raises ValueError when the JSON is not one."""
+    try:
+        fmt = data.get("format", "markdown")
+        if fmt not in ("markdown", "text"):
+            raise ValueError(f"unknown format {fmt!r}")
+        image = data.get("image")
+        return Outbound(
+            body=str(data["body"]),
+            format=fmt,
+            title=str(data.get("title", "")),
+            mentions=tuple(
+                Mention(str(m["name"]), m.get("user_id"), m.get("mobile"))
+                for m in data.get("mentions", [])
+            ),
+            image=base64.b64decode(image, validate=True) if image else None,
+        )
+    except (KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        raise ValueError(f"not a stored message: {type(exc).__name__}") from None
