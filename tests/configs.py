@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from bot.settings import PROJECT_ROOT
+
 _MINI: dict[str, Any] = {
     "committee": {"name": "测试机关工委", "admins": ["p_admin"], "admin_group": "g_admins"},
     "groups": [
@@ -82,6 +84,18 @@ _MINI: dict[str, Any] = {
 }
 
 ENV = {"T_WEBHOOK_ADMINS": "test-webhook-key"}
+
+SAMPLE_CONFIG = PROJECT_ROOT / "config" / "sample"
+SAMPLE_SECRETS = {  # what config/sample references from the environment
+    name: "x"
+    for name in (
+        "DUBAN_SECRET_WEBHOOK_ADMINS",
+        "DUBAN_SECRET_WEBHOOK_C1",
+        "DUBAN_SECRET_WEBHOOK_C2",
+        "DUBAN_SECRET_DINGTALK_TOKEN_C8",
+        "DUBAN_SECRET_DINGTALK_SIGN_C8",
+    )
+}
 
 
 def mini() -> dict[str, Any]:

@@ -32,7 +32,7 @@ from bot.deployment import Loaded, load
 from bot.inbound import Inbox
 from bot.messages import ChatRef, Inbound, Mention, Outbound
 from bot.web import ADAPTERS, INBOX, add_routes
-from tests.conftest import SAMPLE_CONFIG
+from tests.configs import SAMPLE_CONFIG
 
 TIMEOUT = 5  # seconds: every wait on the stream is bounded
 

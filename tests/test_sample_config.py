@@ -10,18 +10,9 @@ from bot.deployment import load
 from bot.duerules import parse_due_rule
 from bot.models import Community, CommunityMember, PlanTask, Role, Unit
 from bot.sync import sync
-from tests.conftest import SAMPLE_CONFIG
+from tests.configs import SAMPLE_CONFIG, SAMPLE_SECRETS
 
-SECRETS = {
-    name: "x"
-    for name in (
-        "DUBAN_SECRET_WEBHOOK_ADMINS",
-        "DUBAN_SECRET_WEBHOOK_C1",
-        "DUBAN_SECRET_WEBHOOK_C2",
-        "DUBAN_SECRET_DINGTALK_TOKEN_C8",
-        "DUBAN_SECRET_DINGTALK_SIGN_C8",
-    )
-}
+SECRETS = SAMPLE_SECRETS
 
 
 def test_sample_is_valid_live_with_its_secrets_and_on_the_console_without() -> None:

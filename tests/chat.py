@@ -1,0 +1,104 @@
+"""Talking to the whole bot as people do: signed DingTalk callbacks over real HTTP into the
+app, replies delivered by the real outbox worker to the fake DingTalk, read back from it.
+
+Uses the sample configuration (江城市, 58 units): community c5 (第五党建共同体) is on DingTalk,
+with lead unit 住建局 (zjj) and members such as 自然资源规划局 (zrj).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import DEPS, create_app
+from bot.clock import FixedClock
+from bot.deployment import Loaded, load
+from bot.deps import Deps
+from bot.settings import Settings
+from tests.configs import SAMPLE_CONFIG, SAMPLE_SECRETS
+from tests.fakes import FakeDingTalk
+
+C5 = "cidfjfNTHmPzzZTsv7jSPOwAs=="  # 第五党建共同体工作群
+STAFF = {  # person id → DingTalk staffId, from config/sample/units.yaml
+    "p_zjj_ll1": "0571616757416616",  # 住建局 liaison (lead unit of c5)
+    "p_zjj_sec": "0406086517397963",  # 住建局 secretary
+    "p_zrj_ll1": "0343958336287704",  # 自然资源规划局 liaison (member of c5)
+    "p_jtj_ll1": "0369685408830479",  # 交通运输局 liaison (member of c5)
+    "p_admin_li": "0691472329833164",  # working committee admin
+    "stranger": "0999999999999999",  # nobody the bot knows
+}
+
+
+class Chat:
+    def __init__(self, client: Any, fake: FakeDingTalk, clock: FixedClock) -> None:
+        self.client, self.fake, self.clock = client, fake, clock
+        self._ids = itertools.count(1)
+
+    @property
+    def deps(self) -> Deps:
+        return self.client.app[DEPS]
+
+    @property
+    def deployment(self) -> Loaded:
+        return self.deps.deployment
+
+    async def say(
+        self, who: str, text: str, *, group: str | None = C5, picture: str | None = None
+    ) -> list[str]:
+        """Send `text` (or a picture's download code) as `who`, a key of STAFF; return the
+        replies the platform showed."""
+        staff = STAFF[who]
+        before = len(self.fake.sent)
+        body = self.fake.bot_message(
+            text,
+            staff,
+            group or staff,
+            f"msg{next(self._ids)}",
+            conversation_type="2" if group else "1",
+        )
+        if picture is not None:
+            del body["text"]
+            body["msgtype"], body["content"] = "picture", {"downloadCode": picture}
+        headers = self.fake.callback_headers()
+        resp = await self.client.post("/hooks/dingtalk", json=body, headers=headers)
+        assert resp.status == 200, await resp.text()
+        await self.deps.inbox.drain()
+        while await self.deps.outbox.flush():
+            pass
+        return [m.text or "" for m in self.fake.sent[before:]]
+
+    async def one(self, who: str, text: str, **kw: Any) -> str:
+        replies = await self.say(who, text, **kw)
+        assert len(replies) == 1, replies
+        return replies[0]
+
+    @asynccontextmanager
+    async def ledger(self) -> AsyncIterator[AsyncSession]:
+        async with self.deps.db.begin() as session:
+            yield session
+
+
+@pytest.fixture
+async def chat(
+    aiohttp_server: Any, aiohttp_client: Any, database_url: str, tmp_path: Any, clock: FixedClock
+) -> Chat:
+    fake = FakeDingTalk(clock=lambda: clock.now().timestamp())
+    await fake.start(aiohttp_server)
+    settings = Settings(
+        database_url=database_url,
+        config=SAMPLE_CONFIG,
+        scheduler_enabled=False,
+        dingtalk_app_key=fake.app_key,
+        dingtalk_app_secret=SecretStr(fake.app_secret),
+        dingtalk_api_base=fake.base_url,
+        dingtalk_oapi_base=fake.base_url,
+    )
+    deployment = load(SAMPLE_CONFIG, env=SAMPLE_SECRETS)
+    client = await aiohttp_client(create_app(settings, clock, deployment))
+    return Chat(client, fake, clock)
