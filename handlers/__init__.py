@@ -1,17 +1,25 @@
 """Chat commands, one family per module; they receive platform-neutral messages only.
 
-`build_router()` assembles them; the order of `include` is the order help lists them in.
+Every module here that defines `router` is included. Help lists families in ORDER first
+(what a liaison needs most comes first), then any others by name.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from bot.routing import Router
+
+ORDER = ("help", "me", "tasks", "checkin", "proxy", "progress", "overdue", "problems", "binding")
 
 
 def build_router() -> Router:
-    from handlers import checkin, help, me, tasks
-
+    names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    ordered = [n for n in ORDER if n in names] + sorted(n for n in names if n not in ORDER)
     router = Router()
-    for family in (help, me, tasks, checkin):
-        router.include(family.router)
+    for name in ordered:
+        family = getattr(importlib.import_module(f"{__name__}.{name}"), "router", None)
+        if isinstance(family, Router):
+            router.include(family)
     return router
