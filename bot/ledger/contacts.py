@@ -1,0 +1,38 @@
+"""Whom to @-mention for a unit on a platform: its liaisons, its secretary."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.messages import Mention
+from bot.models import Identity, Person, Role
+
+
+async def mentions_for(
+    session: AsyncSession, unit_ids: Iterable[int], role: str, platform: str
+) -> dict[int, list[Mention]]:
+    """Per unit, the active people with `role` there, as mentions on `platform` (by name only
+    where they have no account on it)."""
+    ids = list(set(unit_ids))
+    if not ids:
+        return {}
+    rows = (
+        await session.execute(
+            select(Role.unit_id, Person.name, Person.mobile, Identity.user_id)
+            .join(Person, Person.id == Role.person_id)
+            .outerjoin(
+                Identity, (Identity.person_id == Person.id) & (Identity.platform == platform)
+            )
+            .where(Role.unit_id.in_(ids), Role.role == role, Person.active)
+            .order_by(Role.unit_id, Person.id)
+        )
+    ).all()
+    out: dict[int, list[Mention]] = defaultdict(list)
+    for unit_id, name, mobile, user_id in rows:
+        if unit_id is not None:
+            out[unit_id].append(Mention(name, user_id=user_id, mobile=mobile))
+    return dict(out)

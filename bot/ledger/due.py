@@ -1,0 +1,71 @@
+"""Instances by deadline: what is coming due, and what has passed it without acceptance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import SHANGHAI
+from bot.models import ChatGroup, Community, CommunityMember, PlanTask, TaskInstance, Unit
+
+OPEN = ("pending", "returned")  # not reported, or reported and sent back
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    instance: TaskInstance
+    title: str
+    unit_id: int
+    unit_short: str
+    community: str
+    group_key: str | None
+
+    @property
+    def due(self) -> date:
+        return self.instance.due_at.astimezone(SHANGHAI).date()
+
+
+async def due_between(session: AsyncSession, first: date, last: date) -> list[Row]:
+    """Open instances whose deadline day lies in [first, last]."""
+    start = datetime.combine(first, time.min, SHANGHAI)
+    end = datetime.combine(last, time.max, SHANGHAI)
+    return await _rows(
+        session, TaskInstance.status.in_(OPEN), TaskInstance.due_at.between(start, end)
+    )
+
+
+async def past_due(session: AsyncSession, now: datetime) -> list[Row]:
+    """Instances past their deadline with no accepted report: not yet marked overdue."""
+    return await _rows(session, TaskInstance.status.in_(OPEN), TaskInstance.due_at < now)
+
+
+async def overdue(session: AsyncSession) -> list[Row]:
+    return await _rows(session, TaskInstance.status == "overdue")
+
+
+async def _rows(session: AsyncSession, *where: object) -> list[Row]:
+    rows = (
+        await session.execute(
+            select(
+                TaskInstance,
+                PlanTask.title,
+                Unit.id,
+                Unit.short_name,
+                Community.name,
+                ChatGroup.key,
+            )
+            .join(PlanTask, PlanTask.id == TaskInstance.task_id)
+            .join(Unit, Unit.id == TaskInstance.unit_id)
+            .outerjoin(CommunityMember, CommunityMember.unit_id == Unit.id)
+            .outerjoin(Community, Community.id == CommunityMember.community_id)
+            .outerjoin(ChatGroup, ChatGroup.id == Community.group_id)
+            .where(Unit.active, *where)  # type: ignore[arg-type]
+            .order_by(Community.id, TaskInstance.due_at, Unit.id, TaskInstance.no)
+        )
+    ).all()
+    return [
+        Row(i, title, uid, short, cname or "", gkey) for i, title, uid, short, cname, gkey in rows
+    ]
