@@ -19,10 +19,10 @@ from jobs.env import JobEnv
 from jobs.runs import claim_occurrence, record_detail
 
 JOB = "remind"
-AHEAD_WORKDAYS = 3
 
 
-async def run(env: JobEnv, occurrence: datetime, ahead: int = AHEAD_WORKDAYS) -> bool:
+async def run(env: JobEnv, occurrence: datetime) -> bool:
+    ahead = env.deployment.spec.cycle.remind_ahead_workdays
     now = env.clock.now()
     today = occurrence.astimezone(SHANGHAI).date()
     groups = {g.id: g for g in env.deployment.spec.groups}

@@ -124,6 +124,16 @@ class Task(Strict):
     note: str = ""
 
 
+class Cycle(Strict):
+    """The cycle's thresholds; the defaults follow the working committee's usual practice."""
+
+    remind_ahead_workdays: int = Field(default=3, ge=0, le=20)
+    escalate_to_secretary_workdays: int = Field(default=3, ge=1, le=60)
+    escalate_to_admins_workdays: int = Field(default=7, ge=1, le=120)
+    recheck_after_days: int = Field(default=30, ge=1, le=365)
+    catch_up_grace_hours: int = Field(default=24, ge=0, le=24 * 14)
+
+
 class Deployment(Strict):
     committee: Committee
     groups: list[Group] = []
@@ -133,3 +143,4 @@ class Deployment(Strict):
     responsibilities: Responsibilities = Responsibilities()
     tasks: list[Task] = []
     schedules: dict[JobName, Text] = {}
+    cycle: Cycle = Cycle()

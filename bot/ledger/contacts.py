@@ -7,9 +7,10 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.messages import Mention
-from bot.models import Identity, Person, Role
+from bot.models import CommunityMember, Identity, Person, Role
 
 
 async def mentions_for(
@@ -36,3 +37,20 @@ async def mentions_for(
         if unit_id is not None:
             out[unit_id].append(Mention(name, user_id=user_id, mobile=mobile))
     return dict(out)
+
+
+async def lead_of(session: AsyncSession, unit_ids: Iterable[int]) -> dict[int, int]:
+    """Per unit, the lead unit of its community (itself, for a lead unit)."""
+    ids = list(set(unit_ids))
+    if not ids:
+        return {}
+    member = aliased(CommunityMember)
+    lead = aliased(CommunityMember)
+    rows = (
+        await session.execute(
+            select(member.unit_id, lead.unit_id)
+            .join(lead, (lead.community_id == member.community_id) & lead.is_lead)
+            .where(member.unit_id.in_(ids))
+        )
+    ).all()
+    return {unit: lead_unit for unit, lead_unit in rows}

@@ -49,7 +49,8 @@ async def materialise(
     """Create the instances owed in `month` that do not exist yet; return how many.
 
     Monthly tasks for the month, quarterly ones for its quarter, yearly ones for its year, and
-    one-off tasks due in it. Idempotent: a second call creates nothing.
+    one-off tasks due in it; none whose deadline fell before the month began. Idempotent: a
+    second call creates nothing.
     """
     owed = await _owed(session, month, is_workday)
     if not owed:
@@ -116,6 +117,10 @@ async def _owed(session: AsyncSession, month: Period, is_workday: IsWorkday) -> 
         if period is None:
             continue
         due = rule.due_date(None if rule.cadence == "once" else period, is_workday)
+        if due < month.first_day:
+            # Due before this month began: a deployment that starts mid-year does not inherit
+            # the year's past deadlines as overdue work.
+            continue
         owners = {"all": units, "leads": leads}.get(task.owners, named.get(task.id, []))
         owed.extend(Owed(task.id, u, period.key, due) for u in owners if u in active)
     return owed

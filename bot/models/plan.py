@@ -197,3 +197,15 @@ class Escalation(Base):
     subject_id: Mapped[int]
     step: Mapped[int]
     taken_at: Mapped[datetime]
+
+
+class NegativeListing(Base):
+    """A unit on a period's negative list (负面清单), with why and when."""
+
+    __tablename__ = "negative_list"
+    __table_args__ = (UniqueConstraint("unit_id", "period"),)
+    id: Mapped[intpk]
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    period: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    added_at: Mapped[datetime]

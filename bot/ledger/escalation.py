@@ -1,0 +1,99 @@
+"""The 督办 ladder: which step each overdue instance or problem has reached, each step once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import audit
+from bot.clock import SHANGHAI
+from bot.db import claim
+from bot.models import Escalation, NegativeListing, PlanTask, Problem, Unit
+from bot.workdays import WorkCalendar
+
+WARN, SECRETARY, ADMINS = 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class Ladder:
+    to_secretary: int  # working days after the deadline
+    to_admins: int
+
+    def steps(self, late_workdays: int) -> list[int]:
+        reached = [WARN]
+        if late_workdays >= self.to_secretary:
+            reached.append(SECRETARY)
+        if late_workdays >= self.to_admins:
+            reached.append(ADMINS)
+        return reached
+
+
+def late_workdays(calendar: WorkCalendar, due: date, today: date) -> int:
+    return max(0, calendar.workdays_between(due, today))
+
+
+async def take_step(
+    session: AsyncSession, subject: str, subject_id: int, step: int, now: datetime
+) -> bool:
+    """Record the step; False when it was taken before (then nothing is to be said again)."""
+    return await claim(
+        session,
+        Escalation.__table__,
+        {"subject": subject, "subject_id": subject_id, "step": step, "taken_at": now},
+    )
+
+
+async def put_on_negative_list(
+    session: AsyncSession, unit_id: int, period: str, reason: str, now: datetime
+) -> bool:
+    added = await claim(
+        session,
+        NegativeListing.__table__,
+        {"unit_id": unit_id, "period": period, "reason": reason[:500], "added_at": now},
+    )
+    if added:
+        audit.record(
+            session,
+            at=now,
+            actor="job:supervise",
+            action="negative_list.add",
+            entity="unit",
+            key=str(unit_id),
+            after={"period": period, "reason": reason},
+        )
+    return added
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueProblem:
+    problem: Problem
+    unit_id: int
+    unit_short: str
+
+    @property
+    def due(self) -> date:
+        return self.problem.deadline.astimezone(SHANGHAI).date()
+
+
+async def overdue_problems(session: AsyncSession, now: datetime) -> list[OverdueProblem]:
+    rows = (
+        await session.execute(
+            select(Problem, Unit.id, Unit.short_name)
+            .join(Unit, Unit.id == Problem.unit_id)
+            .where(Problem.status == "open", Problem.deadline < now, Unit.active)
+            .order_by(Problem.deadline, Problem.id)
+        )
+    ).all()
+    return [OverdueProblem(p, uid, short) for p, uid, short in rows]
+
+
+async def task_titles(session: AsyncSession, task_ids: set[int]) -> dict[int, str]:
+    if not task_ids:
+        return {}
+    rows = (
+        await session.execute(select(PlanTask.id, PlanTask.title).where(PlanTask.id.in_(task_ids)))
+    ).all()
+    return {tid: title for tid, title in rows}
