@@ -8,6 +8,7 @@ StrictUndefined turns a misspelt variable into an error in tests instead of a bl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,10 @@ class Renderer:
 
 
 def _date(value: Any) -> str:
+    from bot.clock import SHANGHAI
+
+    if isinstance(value, datetime):  # a deadline read back in UTC is still a Beijing day
+        value = value.astimezone(SHANGHAI)
     return f"{value.month}月{value.day}日"
 
 

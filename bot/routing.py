@@ -112,6 +112,7 @@ class Ctx:
     router: Router
     replies: list[Outbound] = field(default_factory=list)
 
+    # `title` is the post's title (DingTalk shows it), so templates cannot use that name.
     async def reply(
         self,
         template: str,
@@ -136,10 +137,11 @@ class Ctx:
             raise UserError("errors/unknown_person.md.j2")
         return self.who
 
-    def admin(self) -> Who:
+    def admin(self, command: str = "") -> Who:
         who = self.known()
         if not who.is_admin:
-            raise UserError("errors/admin_only.md.j2", command=self.text.split(" ")[0])
+            name = command or self.text.split(" ")[0]
+            raise UserError("errors/admin_only.md.j2", command=name)
         return who
 
     def audit(
@@ -241,7 +243,7 @@ class Dispatcher:
             )
         cmd, args = found
         if cmd.audience == "admin":
-            ctx.admin()
+            ctx.admin(cmd.name)
         elif cmd.audience == "worker":
             ctx.worker()
         await cmd.handler(ctx, args)

@@ -33,6 +33,7 @@ from bot.models import (
 )
 
 ACTOR = "config"
+CHAT_PREFIX = "chat_"
 M = TypeVar("M", Unit, Community, Person, ChatGroup, PlanTask, Area, DutyHolder)
 
 
@@ -97,8 +98,12 @@ async def sync(session: AsyncSession, d: Deployment, now: datetime) -> SyncRepor
         },
     )
     await _memberships(ctx, d, units, communities)
+    # People approved by chat (申请绑定 → 批准) are keyed chat_…: the configuration never owns them.
     people = await ctx.upsert(
-        Person, "person", {p.id: {"name": p.name, "mobile": p.mobile} for p in d.people}
+        Person,
+        "person",
+        {p.id: {"name": p.name, "mobile": p.mobile} for p in d.people},
+        scope=~Person.key.startswith(CHAT_PREFIX),
     )
     await _identities(ctx, d, people)
     await _roles(ctx, d, people, units)

@@ -32,6 +32,9 @@ STAFF = {  # person id → DingTalk staffId, from config/sample/units.yaml
     "p_jtj_ll1": "0369685408830479",  # 交通运输局 liaison (member of c5)
     "p_admin_li": "0691472329833164",  # working committee admin
     "stranger": "0999999999999999",  # nobody the bot knows
+    "p_zrj_sec": "0093130020671826",  # 自然资源规划局 secretary (member of c5)
+    "p_jyj_ll1": "0291902104895729",  # 教育局 liaison (lead unit of c6)
+    "stranger2": "0999999999999998",  # nobody the bot knows either
 }
 
 

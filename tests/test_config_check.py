@@ -107,6 +107,7 @@ def test_line_number_points_at_the_offending_key(tmp_path: Path) -> None:
             "上级关系形成循环",
         ),
         (lambda d: d.pop("units"), "units", "缺少必填项"),
+        (lambda d: d["people"][0].update(id="chat_x"), "people[0].id", "不能以 chat_ 开头"),
         (
             lambda d: d["schedules"].update(weekly_tea="每周五"),
             "schedules.weekly_tea",

@@ -184,3 +184,21 @@ async def test_community_and_group_changes_are_audited(db, tmp_path, clock) -> N
         lead = await s.scalar(select(Unit.key).join(CommunityMember).where(CommunityMember.is_lead))
         assert lead == "ub"
         assert (await s.scalar(select(Community))).name == "第一共同体"
+
+
+async def test_people_approved_by_chat_survive_a_sync(db: Database, tmp_path: Path, clock) -> None:
+    await apply(db, tmp_path, mini(), clock)
+    async with db.begin() as s:
+        s.add(
+            Person(
+                key="chat_dingtalk_0123",
+                name="新联络员",
+                active=True,
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
+        )
+    report = await apply(db, tmp_path, mini(), clock)
+    assert "person" not in report.removed
+    async with db.begin() as s:
+        assert (await s.scalar(select(Person).where(Person.key == "chat_dingtalk_0123"))).active

@@ -60,7 +60,7 @@ def cross_checks(
     """(path, message, severity) for each problem; references to `tolerated` ids (items that
     failed the schema and were set aside) are not reported again as unknown."""
     found: list[tuple[Path, str, str]] = []
-    for check in (_duplicates, _references, _communities, _tasks, _channels, _warnings):
+    for check in (_duplicates, _reserved, _references, _communities, _tasks, _channels, _warnings):
         found.extend(check(d))
     found.extend(_secrets(d, env, live))
     return [f for f in found if not any(f"“{t}”不存在" in f[1] for t in tolerated)]
@@ -130,6 +130,16 @@ def _references(d: Deployment) -> Found:
         for h in a.duties:
             if h not in holders:
                 yield _unknown(("responsibilities", "areas", i, "duties", h), "责任主体", h)
+
+
+def _reserved(d: Deployment) -> Found:
+    for i, p in enumerate(d.people):
+        if p.id.startswith("chat_"):
+            msg = (
+                "人员编号不能以 chat_ 开头，这是聊天中批准绑定的人员专用的 "
+                "(person ids starting with chat_ are reserved for people approved by chat)"
+            )
+            yield (("people", i, "id"), msg, "error")
 
 
 def _parent_cycles(d: Deployment) -> Found:
