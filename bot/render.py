@@ -35,7 +35,7 @@ class Renderer:
         self.env.filters["date"] = _date
         self.env.filters["dt"] = _datetime
 
-    def render(self, name: str, **variables: Any) -> str:
+    def render(self, name: str, /, **variables: Any) -> str:
         return self.env.get_template(name).render(**variables).strip()
 
     @classmethod

@@ -22,7 +22,7 @@ from bot.deployment import Loaded, load
 from bot.deps import Deps
 from bot.settings import Settings
 from tests.configs import SAMPLE_CONFIG, SAMPLE_SECRETS
-from tests.fakes import FakeDingTalk
+from tests.fakes import FakeDingTalk, FakeWeCom
 
 C5 = "cidfjfNTHmPzzZTsv7jSPOwAs=="  # 第五党建共同体工作群
 STAFF = {  # person id → DingTalk staffId, from config/sample/units.yaml
@@ -39,8 +39,11 @@ STAFF = {  # person id → DingTalk staffId, from config/sample/units.yaml
 
 
 class Chat:
-    def __init__(self, client: Any, fake: FakeDingTalk, clock: FixedClock) -> None:
+    def __init__(
+        self, client: Any, fake: FakeDingTalk, clock: FixedClock, wecom: FakeWeCom
+    ) -> None:
         self.client, self.fake, self.clock = client, fake, clock
+        self.wecom = wecom  # the admins' group (g_admins) is a WeCom robot in the sample
         self._ids = itertools.count(1)
 
     @property
@@ -93,6 +96,9 @@ async def chat(
 ) -> Chat:
     fake = FakeDingTalk(clock=lambda: clock.now().timestamp())
     await fake.start(aiohttp_server)
+    wecom = FakeWeCom(clock=lambda: clock.now().timestamp())
+    await wecom.start(aiohttp_server)
+    wecom.add_robot(SAMPLE_SECRETS["DUBAN_SECRET_WEBHOOK_ADMINS"])
     settings = Settings(
         database_url=database_url,
         config=SAMPLE_CONFIG,
@@ -101,7 +107,8 @@ async def chat(
         dingtalk_app_secret=SecretStr(fake.app_secret),
         dingtalk_api_base=fake.base_url,
         dingtalk_oapi_base=fake.base_url,
+        wecom_api_base=wecom.base_url,
     )
     deployment = load(SAMPLE_CONFIG, env=SAMPLE_SECRETS)
     client = await aiohttp_client(create_app(settings, clock, deployment))
-    return Chat(client, fake, clock)
+    return Chat(client, fake, clock, wecom)

@@ -41,6 +41,8 @@ async def test_a_stranger_asks_and_the_admins_hear_of_it(chat: Chat) -> None:
     assert f"### 绑定申请 {request.id}" in notice
     assert f"`批准 {request.id}`" in notice and f"`拒绝 {request.id} 理由`" in notice
     assert "江城市交通运输局机关党委" in notice and "钉钉账号" in notice
+    # …and it reached the admins' WeCom group for real.
+    assert any(f"### 绑定申请 {request.id}" in t for t in chat.wecom.texts())
     async with chat.ledger() as s:
         entry = await s.scalar(select(AuditEntry).where(AuditEntry.action == "bind.request"))
     assert entry is not None and entry.entity_key == str(request.id)
