@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import datetime
 from functools import partial
 
 import aiohttp
@@ -27,10 +28,14 @@ from bot.metrics import METRICS, Metrics, metrics_view
 from bot.platforms import robot_names, webhook_adapters
 from bot.render import Renderer
 from bot.routing import Dispatcher, outbox_poster
+from bot.scheduling import SCHEDULING, CalendarHolder, Scheduling
 from bot.senders import build_senders
 from bot.settings import Settings
 from bot.startup import apply_config, materialise_current, prepare_database
 from bot.web import ADAPTERS, INBOX, add_routes
+from bot.workdays import load_calendar
+from jobs.env import JobEnv
+from jobs.registry import BY_NAME
 
 log = logging.getLogger(__name__)
 DEPS = web.AppKey("deps", Deps)
@@ -86,7 +91,19 @@ async def _lifespan(
                 aibot_transport=WsBotTransport(aibot) if aibot else None,
             )
             outbox = DeliveryWorker(db, senders, loaded, clock, metrics=metrics)
-            handle = dispatch or commands(settings, db, loaded, clock, outbox.nudge)
+            async with db.begin() as session:
+                calendar = CalendarHolder(await load_calendar(session))
+            env = JobEnv(db, loaded, clock, Renderer.for_config(loaded.root), outbox.nudge)
+
+            async def run_job(name: str, occurrence: datetime) -> None:
+                body = BY_NAME[name].run
+                if body is not None:
+                    await body(env, occurrence)
+
+            scheduling = Scheduling(db, scheduler, loaded, clock, calendar, run_job)
+            handle = dispatch or commands(
+                settings, db, loaded, clock, outbox.nudge, {SCHEDULING: scheduling}
+            )
             inbox.dispatch = showing_inbound(feed, handle) if feed else handle
             stream = dingtalk_stream(settings, http, inbox, clock)
             app[DEPS] = Deps(
@@ -102,10 +119,12 @@ async def _lifespan(
                 outbox,
                 stream,
                 aibot,
+                scheduling,
             )
             outbox_task = asyncio.create_task(outbox.run())
             links = [link for link in (stream, aibot) if link is not None]
             link_tasks = [asyncio.create_task(link.run()) for link in links]
+            await scheduling.apply_all()  # from the database: changes by chat survive restarts
             if settings.scheduler_enabled:
                 scheduler.start()
             log.info(
@@ -121,6 +140,7 @@ async def _lifespan(
             await asyncio.gather(*link_tasks)
             if scheduler.running:
                 scheduler.shutdown(wait=False)
+            await scheduling.drain()  # runs started by 日程立即执行
             await inbox.drain()  # replies queued by the last handlers go out too
             await outbox.stop(10)
             await outbox_task
@@ -150,7 +170,12 @@ def dingtalk_stream(
 
 
 def commands(
-    settings: Settings, db: Database, loaded: Loaded, clock: Clock, nudge: Callable[[], None]
+    settings: Settings,
+    db: Database,
+    loaded: Loaded,
+    clock: Clock,
+    nudge: Callable[[], None],
+    services: Mapping[str, object] | None = None,
 ) -> Dispatcher:
     from handlers import build_router
 
@@ -162,6 +187,8 @@ def commands(
         clock,
         outbox_poster(loaded, clock),
         bot_names=robot_names(settings),
+        on_commit=nudge,
+        services=services,
     )
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from datetime import date
 from pathlib import Path
 
 from aiohttp import web
@@ -51,7 +52,51 @@ def _parser() -> argparse.ArgumentParser:
     apply = conf.add_parser("apply", help="把配置同步进数据库 / sync it into the database")
     apply.add_argument("path", nargs="?", type=Path)
     apply.set_defaults(run=_config_apply)
+    sim = sub.add_parser("simulate", help="用虚拟时钟预演一段时间 / preview a period")
+    sim.add_argument(
+        "--from",
+        dest="first",
+        required=True,
+        type=date.fromisoformat,
+        help="开始日期，如 2026-12-01",
+    )
+    sim.add_argument(
+        "--to",
+        dest="last",
+        required=True,
+        type=date.fromisoformat,
+        help="结束日期（含），如 2026-12-31",
+    )
+    sim.add_argument("--config", type=Path, help="配置目录（默认 DUBAN_CONFIG）")
+    sim.add_argument("--script", type=Path, help="聊天脚本（YAML 或 JSON lines）")
+    sim.add_argument("--out", type=Path, help="写出 JSON lines；省略则打印可读记录")
+    sim.set_defaults(run=_simulate)
     return p
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.simulate import read_script, simulate, write_jsonl, write_transcript
+
+    if args.last < args.first:
+        print("结束日期早于开始日期 (--to is before --from)", file=sys.stderr)
+        return 2
+    try:
+        loaded = load(args.config or settings.config, live=False)
+        script = read_script(args.script) if args.script else []
+    except ConfigInvalid as e:
+        print(e, file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as e:
+        print(f"读不了脚本：{e} (cannot read the script)", file=sys.stderr)
+        return 1
+    posted = asyncio.run(simulate(loaded, args.first, args.last, script))
+    if args.out:
+        with args.out.open("w", encoding="utf-8") as out:
+            write_jsonl(posted, out)
+        print(f"已写出 {len(posted)} 条消息到 {args.out} (wrote {len(posted)} messages)")
+    else:
+        write_transcript(posted, sys.stdout)
+    return 0
 
 
 def _load(settings: Settings, path: Path | None) -> Loaded | None:

@@ -8,7 +8,7 @@ template; anything else is logged and answered with a short reference, never the
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -111,6 +111,8 @@ class Ctx:
     renderer: Renderer
     router: Router
     replies: list[Outbound] = field(default_factory=list)
+    # Long-lived objects some commands need (e.g. "scheduling"), by name; see bot.scheduling.
+    services: Mapping[str, object] = field(default_factory=dict)
 
     # `title` is the post's title (DingTalk shows it), so templates cannot use that name.
     async def reply(
@@ -183,10 +185,12 @@ class Dispatcher:
         post: PostReplies,
         bot_names: Sequence[str] = (),
         on_commit: Callable[[], None] = lambda: None,
+        services: Mapping[str, object] | None = None,
     ) -> None:
         self.router, self.db, self.deployment, self.renderer = router, db, deployment, renderer
         self.clock, self.post, self.bot_names = clock, post, tuple(bot_names)
         self.on_commit = on_commit  # wakes the delivery worker for the replies just queued
+        self.services: Mapping[str, object] = services if services is not None else {}
 
     async def __call__(self, msg: Inbound) -> None:
         try:
@@ -226,7 +230,15 @@ class Dispatcher:
     async def _ctx(self, msg: Inbound, text: str, session: AsyncSession) -> Ctx:
         who = await whois(session, msg.platform, msg.sender_id)
         return Ctx(
-            msg, text, session, who, self.clock.now(), self.deployment, self.renderer, self.router
+            msg,
+            text,
+            session,
+            who,
+            self.clock.now(),
+            self.deployment,
+            self.renderer,
+            self.router,
+            services=self.services,
         )
 
     async def _run(self, ctx: Ctx, found: tuple[Command, str] | None) -> None:

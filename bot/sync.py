@@ -67,6 +67,9 @@ class SyncReport:
 async def sync(session: AsyncSession, d: Deployment, now: datetime) -> SyncReport:
     rep = SyncReport()
     ctx = _Ctx(session, now, rep)
+    # Groups bound by chat (绑定群) are keyed chat_…: the configuration never owns them, and a
+    # community bound to one keeps it.
+    bound = await _chat_bound(session)
     groups = await ctx.upsert(
         ChatGroup,
         "group",
@@ -82,6 +85,7 @@ async def sync(session: AsyncSession, d: Deployment, now: datetime) -> SyncRepor
             }
             for g in d.groups
         },
+        scope=~ChatGroup.key.startswith(CHAT_PREFIX),
     )
     units = await ctx.upsert(
         Unit, "unit", {u.id: {"name": u.name, "short_name": u.short} for u in d.units}
@@ -93,7 +97,10 @@ async def sync(session: AsyncSession, d: Deployment, now: datetime) -> SyncRepor
         Community,
         "community",
         {
-            c.id: {"name": c.name, "group_id": groups[c.group].id if c.group else None}
+            c.id: {
+                "name": c.name,
+                "group_id": bound.get(c.id, groups[c.group].id if c.group else None),
+            }
             for c in d.communities
         },
     )
@@ -120,6 +127,16 @@ async def sync(session: AsyncSession, d: Deployment, now: datetime) -> SyncRepor
             detail=rep.summary(),
         )
     return rep
+
+
+async def _chat_bound(session: AsyncSession) -> dict[str, int]:
+    """Community key → its group, for communities an admin bound to a chat_… group."""
+    rows = await session.execute(
+        select(Community.key, ChatGroup.id)
+        .join(ChatGroup, ChatGroup.id == Community.group_id)
+        .where(ChatGroup.key.startswith(CHAT_PREFIX), ChatGroup.active)
+    )
+    return {key: group_id for key, group_id in rows.all()}
 
 
 @dataclass

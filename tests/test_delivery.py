@@ -553,3 +553,18 @@ async def test_two_instances_share_the_outbox_and_never_take_the_same_row(rig: R
         for w in workers
     ]
     assert sum(shares) == 18 and min(shares) > 0  # both did part of the work
+
+
+def test_a_refunded_take_frees_its_place() -> None:
+    from datetime import datetime
+
+    from bot.clock import SHANGHAI
+    from bot.delivery.limits import RollingLimiter
+
+    now = datetime(2026, 11, 2, 9, tzinfo=SHANGHAI)
+    limiter = RollingLimiter()
+    assert limiter.take("g", 2, 2, now)
+    assert not limiter.take("g", 2, 1, now)
+    limiter.refund("g", 2, 1, now)  # claimed by another worker after all
+    assert limiter.used("g", now) == 1
+    assert limiter.take("g", 2, 1, now)

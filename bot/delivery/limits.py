@@ -91,6 +91,13 @@ class RollingLimiter:
         hits.extend([now] * cost)
         return True
 
+    def refund(self, key: str, limit: int, cost: int, now: datetime) -> None:
+        """Undo a ``take`` whose message was not sent after all (claimed elsewhere)."""
+        hits = self._hits[key]
+        for _ in range(max(1, min(cost, limit))):
+            if hits and hits[-1] == now:
+                hits.pop()
+
     def free_at(self, key: str, limit: int, cost: int, now: datetime) -> datetime:
         """When ``cost`` requests will fit (now, if they fit already)."""
         hits = self._live(key, now)

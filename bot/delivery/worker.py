@@ -235,6 +235,7 @@ class DeliveryWorker:
             budget = part_budget(route.destination.channel_type, message.format)
             joined = joined[: how_many_fit(message, [m for _, m in joined], budget)]
         post = merge([message, *(m for _, m in joined)])
+        cost = 0
         if route.rate_key is not None:
             cost = requests_for(post, route.destination.channel_type) - head.sent_parts
             if not self.limiter.take(route.rate_key, route.rate_limit, cost, now):
@@ -244,6 +245,8 @@ class DeliveryWorker:
                 return None
         followers = tuple(row for row, _ in joined)
         if not await claims.mark_claimed(session, head, followers, instance=self.instance, now=now):
+            if route.rate_key is not None:  # someone else sends it, and pays for it
+                self.limiter.refund(route.rate_key, route.rate_limit, cost, now)
             return None
         self._served[(head.platform, head.chat_id)] = next(self._turn)
         return Batch(head, followers, post, route)

@@ -12,6 +12,7 @@ from bot.deployment.problems import Path, Problem
 from bot.deployment.schema import CHANNEL_PLATFORM, CHANNEL_SECRETS, Deployment, EnvRef
 from bot.deployment.source import Source
 from bot.duerules import DueRuleError, parse_due_rule
+from bot.schedules import ScheduleError, parse_schedule
 
 _PYDANTIC_WORDS = {
     "missing": "缺少必填项 (required key missing)",
@@ -60,7 +61,8 @@ def cross_checks(
     """(path, message, severity) for each problem; references to `tolerated` ids (items that
     failed the schema and were set aside) are not reported again as unknown."""
     found: list[tuple[Path, str, str]] = []
-    for check in (_duplicates, _reserved, _references, _communities, _tasks, _channels, _warnings):
+    checks = (_duplicates, _reserved, _references, _communities, _tasks, _channels, _schedules)
+    for check in (*checks, _warnings):
         found.extend(check(d))
     found.extend(_secrets(d, env, live))
     return [f for f in found if not any(f"“{t}”不存在" in f[1] for t in tolerated)]
@@ -140,6 +142,21 @@ def _reserved(d: Deployment) -> Found:
                 "(person ids starting with chat_ are reserved for people approved by chat)"
             )
             yield (("people", i, "id"), msg, "error")
+    for i, g in enumerate(d.groups):
+        if g.id.startswith("chat_"):
+            msg = (
+                "群编号不能以 chat_ 开头，这是聊天中绑定的群（绑定群）专用的 "
+                "(group ids starting with chat_ are reserved for groups bound by chat)"
+            )
+            yield (("groups", i, "id"), msg, "error")
+
+
+def _schedules(d: Deployment) -> Found:
+    for job, expression in d.schedules.items():
+        try:
+            parse_schedule(expression)
+        except ScheduleError as e:
+            yield (("schedules", job), str(e), "error")
 
 
 def _parent_cycles(d: Deployment) -> Found:
