@@ -15,6 +15,7 @@ from bot.ledger.stats import period_figures
 from bot.messages import Outbound
 from bot.models import ChatGroup, Community, CommunityMember
 from bot.outbox import enqueue, group_target
+from bot.workdays import load_calendar
 from jobs.env import JobEnv
 from jobs.runs import claim_occurrence, record_detail
 
@@ -31,6 +32,9 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
     async with env.db.begin() as s:
         if not await claim_occurrence(s, JOB, occurrence, now):
             return False
+        if not (await load_calendar(s)).is_workday(today):  # a Monday in a holiday week
+            await record_detail(s, JOB, occurrence, "not a working day")
+            return True
         communities = await period_figures(s, month.first_day, month.last_day, now)
         meta = {
             cid: (key, lead)

@@ -1,0 +1,119 @@
+"""Whole months through the simulator: the real jobs and handlers on a virtual clock."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from datetime import date, datetime
+from pathlib import Path
+
+from bot.clock import SHANGHAI
+from bot.deployment import load
+from bot.simulate import Posted, Said, simulate
+from tests.configs import SAMPLE_CONFIG, SAMPLE_SECRETS
+
+SAMPLE = load(SAMPLE_CONFIG, env=SAMPLE_SECRETS)
+
+
+def lines_about(posted: list[Posted], unit: str, task: str) -> list[tuple[str, str, str]]:
+    """(time, kind, line) for each posted line naming the unit and the task."""
+    found = []
+    for p in posted:
+        for line in p.text.splitlines():
+            if unit in line and task in line and p.kind != "breakdown":
+                found.append((f"{p.at:%m-%d %H:%M}", p.kind, line))
+    return found
+
+
+async def test_december_2026_reminds_warns_and_escalates_exactly() -> None:
+    script = [
+        Said(
+            datetime(2026, 12, 21, 10, tzinfo=SHANGHAI),
+            "p_jtj_ll1",
+            "本月支部委员会会议已召开",
+            "g_c5",
+        )
+    ]
+    posted = await simulate(SAMPLE, date(2026, 12, 1), date(2026, 12, 31), script)
+    # 自然资源规划局 never reports its branch committee meeting (due Friday the 25th):
+    assert [
+        (t, k) for t, k, _ in lines_about(posted, "自然资源规划局", "召开党支部委员会会议")
+    ] == [
+        ("12-22 09:00", "remind"),  # three working days ahead
+        ("12-25 09:00", "remind"),  # on the day
+        ("12-29 09:30", "supervise1"),  # overdue warning to the liaison
+        ("12-30 09:30", "supervise2"),  # three working days late: secretary and lead unit
+    ]
+    # 交通运输局 reported it in plain words on the 21st: recorded, and never reminded.
+    [reply] = [p for p in posted if p.kind == "reply"]
+    assert reply.group == "g_c5" and "已记录" in reply.text and "召开党支部委员会会议" in reply.text
+    assert lines_about(posted, "交通运输局", "召开党支部委员会会议") == []
+    kinds = Counter(p.kind for p in posted)
+    assert kinds["breakdown"] == 9  # eight communities and the admins, once
+    days = {p.at.date() for p in posted if p.kind != "reply"}
+    assert all(d.weekday() < 5 for d in days)  # December 2026 has no 调休 weekend
+    mondays = sorted({p.at.day for p in posted if p.kind == "dispatch"})
+    assert mondays == [7, 14, 21, 28]
+
+
+async def test_national_day_week_is_skipped_and_the_make_up_saturday_works() -> None:
+    posted = await simulate(SAMPLE, date(2026, 10, 1), date(2026, 10, 12))
+    days = {p.at.date() for p in posted}
+    assert not {date(2026, 10, d) for d in range(1, 8)} & days  # 国庆 1–7 October off
+    first = min(p.at for p in posted if p.kind == "breakdown")
+    assert first.date() == date(2026, 10, 8)  # the month's first working day
+    assert date(2026, 10, 10) in {p.at.date() for p in posted if p.kind == "remind"}  # 调休
+
+
+async def test_spring_festival_2026() -> None:
+    posted = await simulate(SAMPLE, date(2026, 2, 1), date(2026, 2, 28))
+    days = {p.at.date() for p in posted}
+    assert not {date(2026, 2, d) for d in range(15, 24)} & days  # 春节 15–23 February off
+    assert {date(2026, 2, 14), date(2026, 2, 28)} <= days  # both make-up Saturdays work
+    due_saturday = [p for p in posted if p.kind == "remind" and p.at.date() == date(2026, 2, 14)]
+    assert any("今天（2月14日）截止" in p.text for p in due_saturday)  # 15日 rolled back to it
+
+
+def test_cli_writes_json_lines(tmp_path: Path) -> None:
+    script = tmp_path / "script.yaml"
+    script.write_text(
+        '- {time: "2026-12-02 10:00", sender: p_zrj_ll1, group: g_c5, text: "本月任务"}\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "simulate",
+            "--from",
+            "2026-12-01",
+            "--to",
+            "2026-12-02",
+            "--config",
+            str(SAMPLE_CONFIG),
+            "--script",
+            str(script),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert {"time", "platform", "group", "kind", "text", "mentions"} <= set(rows[0])
+    reply = [r for r in rows if r["kind"] == "reply"]
+    assert reply and reply[0]["text"].startswith("### 2026年12月任务")
+    bad = subprocess.run(
+        [sys.executable, "-m", "bot", "simulate", "--from", "2026-12-02", "--to", "2026-12-01"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2 and "结束日期早于开始日期" in bad.stderr
