@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 import aiohttp
@@ -39,6 +39,8 @@ from jobs.registry import BY_NAME
 
 log = logging.getLogger(__name__)
 DEPS = web.AppKey("deps", Deps)
+# Missed occurrences run after start, beside the server; tests await it.
+CATCH_UP = web.AppKey("catch_up", asyncio.Task[list[str]])
 
 
 def create_app(
@@ -125,8 +127,12 @@ async def _lifespan(
             links = [link for link in (stream, aibot) if link is not None]
             link_tasks = [asyncio.create_task(link.run()) for link in links]
             await scheduling.apply_all()  # from the database: changes by chat survive restarts
+            catch_up: asyncio.Task[list[str]] | None = None
             if settings.scheduler_enabled:
                 scheduler.start()
+                grace = timedelta(hours=loaded.spec.cycle.catch_up_grace_hours)
+                catch_up = asyncio.create_task(scheduling.catch_up(grace))  # beside the server
+                app[CATCH_UP] = catch_up
             log.info(
                 "duban ready on %s:%s (delivery: %s; hooks: %s)",
                 settings.host,
@@ -140,6 +146,8 @@ async def _lifespan(
             await asyncio.gather(*link_tasks)
             if scheduler.running:
                 scheduler.shutdown(wait=False)
+            if catch_up is not None:
+                await catch_up
             await scheduling.drain()  # runs started by 日程立即执行
             await inbox.drain()  # replies queued by the last handlers go out too
             await outbox.stop(10)
