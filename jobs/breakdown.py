@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -106,6 +106,19 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
                 dedupe_key=f"{JOB}:{month.key}:admins",
                 now=now,
             )
+        if admin is not None:
+            today = occurrence.astimezone(SHANGHAI).date()
+            for year in calendar.unknown_years_in(today, today + timedelta(days=60)):
+                # Once per year: the keys stop every later breakdown from repeating it.
+                body = env.renderer.render("posts/calendar_unknown.md.j2", year=year)
+                await enqueue(
+                    s,
+                    Outbound(body, title="工作日安排提醒"),
+                    to=group_target(admin),
+                    kind="calendar",
+                    dedupe_key=f"calendar-unknown:{year}",
+                    now=now,
+                )
         await record_detail(s, JOB, occurrence, f"{created} instances; {len(communities)} groups")
     env.nudge()
     return True

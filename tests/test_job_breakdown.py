@@ -103,3 +103,20 @@ async def test_quarter_start_months_announce_the_quarters_tasks(env: JobEnv) -> 
         )
     assert quarterly
     assert "2027年1月任务分解" in c5
+
+
+async def test_admins_are_warned_once_about_an_unpublished_year(env: JobEnv) -> None:
+    # Far enough ahead that no calendar release will have published these years yet.
+    dec = datetime(2030, 12, 2, 9, 0, tzinfo=SHANGHAI)
+    env.clock.at = dec
+    await breakdown.run(env, dec)  # 2030 itself, and January 2031 within sixty days
+    jan = datetime(2031, 1, 2, 9, 0, tzinfo=SHANGHAI)
+    env.clock.at = jan
+    await breakdown.run(env, jan)
+    async with env.db.begin() as s:
+        keys = (
+            await s.scalars(
+                select(OutboxMessage.dedupe_key).where(OutboxMessage.kind == "calendar")
+            )
+        ).all()
+    assert sorted(keys) == ["calendar-unknown:2030", "calendar-unknown:2031"]
