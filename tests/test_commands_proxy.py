@@ -62,8 +62,7 @@ async def say_with_photos(chat: Chat, who: str, text: str, codes: list[str]) -> 
     )
     assert resp.status == 200, await resp.text()
     await chat.deps.inbox.drain()
-    while await chat.deps.outbox.flush():
-        pass
+    await chat.delivered()  # the app's own worker may be sending beside us
     return [m.text or "" for m in chat.fake.sent[before:]]
 
 
