@@ -26,6 +26,7 @@ from bot.ledger.escalation import (
     late_workdays,
     overdue_problems,
     put_on_negative_list,
+    steps_taken,
     take_step,
 )
 from bot.messages import Mention, Outbound
@@ -109,9 +110,13 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
                 people[(role, platform)] = await mentions_for(s, wanted, role, platform)
             return people[(role, platform)]
 
+        # One read instead of a refused insert per case, step and day.
+        done = await steps_taken(s, [(c.subject, c.id) for c in cases])
         for case in cases:
             group = groups.get(case.group_key or "")
             for step in ladder.steps(case.late):
+                if (case.subject, case.id, step) in done:
+                    continue
                 if not await take_step(s, case.subject, case.id, step, now):
                     continue
                 taken += 1

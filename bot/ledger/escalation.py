@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -44,6 +45,28 @@ async def take_step(
         Escalation.__table__,
         {"subject": subject, "subject_id": subject_id, "step": step, "taken_at": now},
     )
+
+
+async def steps_taken(
+    session: AsyncSession, subjects: Iterable[tuple[str, int]]
+) -> set[tuple[str, int, int]]:
+    """The steps already taken for these (subject, id) pairs."""
+    by_subject: dict[str, list[int]] = {}
+    for subject, sid in subjects:
+        by_subject.setdefault(subject, []).append(sid)
+    found: set[tuple[str, int, int]] = set()
+    for subject, ids in by_subject.items():
+        for i in range(0, len(ids), 5000):  # within every backend's parameter limit
+            chunk = ids[i : i + 5000]
+            rows = (
+                await session.execute(
+                    select(Escalation.subject_id, Escalation.step).where(
+                        Escalation.subject == subject, Escalation.subject_id.in_(chunk)
+                    )
+                )
+            ).all()
+            found.update((subject, sid, step) for sid, step in rows)
+    return found
 
 
 async def put_on_negative_list(
