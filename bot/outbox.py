@@ -68,8 +68,8 @@ def group_target(group: Group) -> Target:
 
 
 def reply_target(msg: Inbound, deployment: Loaded) -> Target:
-    """The way back to whoever wrote ``msg``, chosen as ``bot.destinations.reply_destination``
-    chooses, except that the route's expiry is checked when the reply is sent, not now."""
+    """The way back to whoever wrote ``msg``, chosen the way ``bot.delivery.resolve``
+    falls back, except that the route's expiry is checked when the reply is sent, not now."""
     chat, route = msg.chat, msg.reply_route
     if route is not None:
         return Target(

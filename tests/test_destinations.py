@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FixedClock
+from bot.delivery.resolve import fallback
 from bot.deployment import Loaded, load
-from bot.destinations import group_destination, reply_destination
+from bot.destinations import group_destination
 from bot.messages import ChatRef, Inbound, ReplyRoute
+from bot.outbox import reply_target
 from tests.configs import ENV, mini, write
 
 
@@ -41,21 +43,18 @@ def test_group_destination_resolves_secrets_without_showing_them(deployment: Loa
     assert "test-webhook-key" not in repr(dest)
 
 
-def test_valid_session_webhook_answers_the_reply(deployment: Loaded, clock: FixedClock) -> None:
+def test_a_reply_keeps_the_session_route_and_falls_back_to_the_group(deployment, clock) -> None:
     route = ReplyRoute("dingtalk_session", "https://x/session", clock.now() + timedelta(hours=1))
-    dest = reply_destination(message(clock, reply_route=route), deployment, clock.now())
-    assert (dest.channel_type, dest.url) == ("dingtalk_session", "https://x/session")
-
-
-def test_expired_session_webhook_falls_back_to_the_group(deployment, clock) -> None:
-    route = ReplyRoute("dingtalk_session", "https://x/session", clock.now() + timedelta(seconds=30))
-    dest = reply_destination(message(clock, reply_route=route), deployment, clock.now())
-    assert (dest.channel_type, dest.chat_id) == ("dingtalk_openapi", "cidC1==")
+    target = reply_target(message(clock, reply_route=route), deployment)
+    assert (target.channel_type, target.url) == ("dingtalk_session", "https://x/session")
+    assert "https://x/session" not in repr(target)
+    later = fallback(target, deployment).destination  # once the route has expired
+    assert (later.channel_type, later.chat_id) == ("dingtalk_openapi", "cidC1==")
 
 
 def test_one_to_one_replies_go_to_the_sender(deployment: Loaded, clock: FixedClock) -> None:
     dm = message(clock, chat=ChatRef("dingtalk", "staff_a_ll", False))
-    assert reply_destination(dm, deployment, clock.now()).channel_type == "dingtalk_user"
+    assert reply_target(dm, deployment).channel_type == "dingtalk_user"
     wecom = message(
         clock,
         platform="wecom",
@@ -63,8 +62,12 @@ def test_one_to_one_replies_go_to_the_sender(deployment: Loaded, clock: FixedClo
         sender_id="wanggw",
         source="wecom_app",
     )
-    dest = reply_destination(wecom, deployment, clock.now())
-    assert (dest.channel_type, dest.chat_id, dest.is_group) == ("wecom_app_user", "wanggw", False)
+    target = reply_target(wecom, deployment)
+    assert (target.channel_type, target.chat_id, target.is_group) == (
+        "wecom_app_user",
+        "wanggw",
+        False,
+    )
 
 
 def test_console_replies_stay_on_the_console(deployment: Loaded, clock: FixedClock) -> None:
@@ -75,4 +78,4 @@ def test_console_replies_stay_on_the_console(deployment: Loaded, clock: FixedClo
         sender_id="p_a_ll",
         source="console",
     )
-    assert reply_destination(msg, deployment, clock.now()).channel_type == "console"
+    assert reply_target(msg, deployment).channel_type == "console"

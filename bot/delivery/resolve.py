@@ -3,10 +3,9 @@ window the send is charged to.
 
 A configured group goes through its configured channel (secrets from the environment, via
 the configuration). A reply route is used while it is valid; once it has expired (or expires
-within a minute) the reply goes where ``bot.destinations.reply_destination`` would have sent
-it without a route: the configured group, else the platform's own group send, else the
-one-to-one send. When that channel is not configured in this process, the send fails as
-permanent and the message is dead.
+within a minute) the reply goes where it would have gone without a route: the configured
+group, else the platform's own group send, else the one-to-one send. When that channel is not
+configured in this process, the send fails as permanent and the message is dead.
 """
 
 from __future__ import annotations
