@@ -13,7 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.adapters.dingtalk_stream import BOT_TOPIC, OPEN_PATH, StreamClient, backoff_delay
+from bot.adapters.dingtalk_stream import BOT_TOPIC, OPEN_PATH, StreamClient
+from bot.adapters.reconnect import backoff_delay
 from bot.clock import SHANGHAI, FixedClock
 from bot.db import Database
 from bot.inbound import Inbox

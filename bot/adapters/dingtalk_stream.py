@@ -23,10 +23,11 @@ from yarl import URL
 
 from bot import __version__
 from bot.adapters.dingtalk_inbound import DingTalkPayloadError, parse_bot_message
+from bot.adapters.reconnect import backoff_delay, pause
 from bot.clock import Clock
 from bot.messages import Inbound
 
-__all__ = ["BOT_TOPIC", "StreamClient", "StreamOpenError", "backoff_delay"]
+__all__ = ["BOT_TOPIC", "StreamClient", "StreamOpenError"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,12 +55,6 @@ NETWORK_FAULTS = (StreamOpenError, aiohttp.ClientError, OSError, TimeoutError, V
 
 class _Stopped(Exception):
     """stop() was called while waiting."""
-
-
-def backoff_delay(failures: int, base: float, cap: float, rng: random.Random) -> float:
-    """base·2ⁿ seconds capped at `cap`, plus up to `base` of jitter so that many clients
-    restarted together do not reconnect in step."""
-    return min(cap, base * 2.0 ** min(failures, 32)) + rng.uniform(0, base)
 
 
 class StreamClient:
@@ -118,11 +113,7 @@ class StreamClient:
                 delay = backoff_delay(failures, self.backoff_base, self.backoff_cap, self.rng)
                 failures += 1
                 log.info("dingtalk stream: reconnecting in %.1f s", delay)
-                try:
-                    async with asyncio.timeout(delay):
-                        await self._stopping.wait()
-                except TimeoutError:
-                    pass
+                await pause(self._stopping, delay)
         finally:
             self.connected.clear()
         log.info("dingtalk stream stopped")

@@ -23,8 +23,8 @@ from typing import Any, Literal, TypeVar
 import aiohttp
 
 from bot.adapters.base import DeliveryError
-from bot.adapters.dingtalk_stream import backoff_delay
 from bot.adapters.outbound import check_errcode
+from bot.adapters.reconnect import backoff_delay, pause
 from bot.adapters.wecom_aibot_link import (
     Link,
     SerialByReqId,
@@ -129,9 +129,7 @@ class AibotConnection:
                 delay = backoff_delay(failures, self.backoff_base, self.backoff_cap, self.rng)
                 failures += 1
                 log.info("wecom aibot: reconnecting in %.1f s", delay)
-                with suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._stopping.wait()
+                await pause(self._stopping, delay)
         finally:
             self.connected.clear()
             await self._finish_handlers()
