@@ -26,8 +26,10 @@ from bot.models.plan import (
     Review,
     TaskInstance,
 )
+from bot.models.reports import AppKey, ReportPublication, StoredFile
 
 __all__ = [
+    "AppKey",
     "Area",
     "Attachment",
     "AuditEntry",
@@ -51,10 +53,12 @@ __all__ = [
     "PlanTaskUnit",
     "Problem",
     "Rectification",
+    "ReportPublication",
     "Responsibility",
     "Review",
     "Role",
     "Schedule",
+    "StoredFile",
     "TaskInstance",
     "Unit",
 ]
