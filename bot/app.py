@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -22,7 +22,9 @@ from bot.db import Database
 from bot.delivery import DeliveryWorker
 from bot.deployment import Loaded, load
 from bot.deps import Deps
+from bot.files import FILES, FileServer, add_file_routes, file_path, store_file
 from bot.inbound import Dispatch, Inbox
+from bot.links import LINKS, Links, link_secret
 from bot.messages import Inbound
 from bot.metrics import METRICS, Metrics, metrics_view
 from bot.platforms import robot_names, webhook_adapters
@@ -56,6 +58,7 @@ def create_app(
     app[METRICS] = Metrics()
     app.router.add_get("/metrics", metrics_view)
     add_routes(app)
+    add_file_routes(app)
     feed: ConsoleFeed | None = None
     if settings.console:
         # Routes, middlewares and shutdown signals freeze before the lifespan runs.
@@ -80,6 +83,12 @@ async def _lifespan(
         await prepare_database(db, settings.auto_migrate)
         await apply_config(db, loaded, clock)
         await materialise_current(db, clock)
+        async with db.begin() as session:
+            secret = await link_secret(
+                session, settings.link_secret.get_secret_value(), clock.now()
+            )
+        links = Links(settings.public_url, secret)
+        app[FILES] = FileServer(db, links, clock)
         inbox = Inbox(db, clock, _not_ready, metrics=metrics)
         adapters = webhook_adapters(settings, loaded)
         app[INBOX], app[ADAPTERS] = inbox, adapters
@@ -91,6 +100,7 @@ async def _lifespan(
                 clock,
                 console=ConsoleSender(feed, loaded) if feed else None,
                 aibot_transport=WsBotTransport(aibot) if aibot else None,
+                publish_image=image_publisher(db, links, clock, settings.image_link_days),
             )
             outbox = DeliveryWorker(db, senders, loaded, clock, metrics=metrics)
             async with db.begin() as session:
@@ -104,7 +114,7 @@ async def _lifespan(
 
             scheduling = Scheduling(db, scheduler, loaded, clock, calendar, run_job)
             handle = dispatch or commands(
-                settings, db, loaded, clock, outbox.nudge, {SCHEDULING: scheduling}
+                settings, db, loaded, clock, outbox.nudge, {SCHEDULING: scheduling, LINKS: links}
             )
             inbox.dispatch = showing_inbound(feed, handle) if feed else handle
             stream = dingtalk_stream(settings, http, inbox, clock)
@@ -122,10 +132,11 @@ async def _lifespan(
                 stream,
                 aibot,
                 scheduling,
+                links,
             )
             outbox_task = asyncio.create_task(outbox.run())
-            links = [link for link in (stream, aibot) if link is not None]
-            link_tasks = [asyncio.create_task(link.run()) for link in links]
+            connections = [c for c in (stream, aibot) if c is not None]
+            link_tasks = [asyncio.create_task(c.run()) for c in connections]
             await scheduling.apply_all()  # from the database: changes by chat survive restarts
             catch_up: asyncio.Task[list[str]] | None = None
             if settings.scheduler_enabled:
@@ -141,7 +152,7 @@ async def _lifespan(
                 ", ".join(adapters) or "none",
             )
             yield
-            for link in links:  # first, so nothing new arrives while draining
+            for link in connections:  # first, so nothing new arrives while draining
                 link.stop()
             await asyncio.gather(*link_tasks)
             if scheduler.running:
@@ -155,6 +166,33 @@ async def _lifespan(
     finally:
         await db.dispose()
     log.info("duban stopped")
+
+
+def image_publisher(
+    db: Database, links: Links, clock: Clock, days: int
+) -> Callable[[bytes], Awaitable[str]] | None:
+    """DingTalk shows images only by URL: keep the image and hand out a signed link to it."""
+    if not links.enabled:
+        return None
+
+    async def publish(data: bytes) -> str:
+        now = clock.now()
+        ttl = timedelta(days=days)
+        async with db.begin() as session:
+            file_id = await store_file(
+                session,
+                data,
+                filename="chart.png",
+                content_type="image/png",
+                kind="image",
+                now=now,
+                ttl=ttl,
+            )
+        url = links.url(file_path(file_id), now + ttl)
+        assert url is not None
+        return url
+
+    return publish
 
 
 async def _not_ready(msg: Inbound) -> None:  # replaced before any message can arrive

@@ -15,6 +15,7 @@ from bot.db import Database
 from bot.delivery import DeliveryWorker
 from bot.deployment import Loaded
 from bot.inbound import Inbox
+from bot.links import Links
 from bot.scheduling import Scheduling
 from bot.senders import Senders
 from bot.settings import Settings
@@ -35,3 +36,4 @@ class Deps:
     stream: StreamClient | None = None  # DingTalk Stream mode, when configured
     aibot: AibotConnection | None = None  # WeCom 智能机器人 long connection, when configured
     scheduling: Scheduling | None = None  # the jobs' schedules, kept in step with the scheduler
+    links: Links | None = None  # signed links to files and the dashboard

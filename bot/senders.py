@@ -15,6 +15,7 @@ from bot.adapters.dingtalk_send import (
     DingTalkOpenApiSender,
     DingTalkSessionSender,
     DingTalkWebhookSender,
+    ImagePublisher,
 )
 from bot.adapters.wecom_send import BotTransport, WeComAppSender, WeComBotSender, WeComWebhookSender
 from bot.clock import Clock
@@ -61,6 +62,7 @@ def build_senders(
     *,
     console: Sender | None = None,
     aibot_transport: BotTransport | None = None,
+    publish_image: ImagePublisher | None = None,
 ) -> Senders:
     if settings.delivery == "console":
         if console is None:
@@ -68,7 +70,9 @@ def build_senders(
         return Senders(dict.fromkeys(CHANNEL_TYPES, console))
     found: list[Sender] = [
         WeComWebhookSender(http, api_base=settings.wecom_api_base, clock=clock),
-        DingTalkWebhookSender(http, api_base=settings.dingtalk_oapi_base, clock=clock),
+        DingTalkWebhookSender(
+            http, api_base=settings.dingtalk_oapi_base, clock=clock, publish_image=publish_image
+        ),
         DingTalkSessionSender(http, clock=clock),
     ]
     wecom_secret = settings.wecom_secret.get_secret_value()
@@ -95,6 +99,7 @@ def build_senders(
                 app_key=settings.dingtalk_app_key,
                 app_secret=dingtalk_secret,
                 robot_code=settings.dingtalk_robot_code or settings.dingtalk_app_key,
+                publish_image=publish_image,
             )
         )
     if console is not None:

@@ -61,3 +61,12 @@ class Settings(BaseSettings):
     callback_window_seconds: int = 3600
     # The local console (/console): a platform for trying the bot without any account.
     console: bool = False
+
+    # Where the platforms and people's phones reach this bot (https://duban.example.gov.cn):
+    # signed links to charts for DingTalk, ledger downloads and the dashboard. Empty: no links.
+    public_url: str = ""
+    # The key that signs those links. Unset: one is generated and kept in the database, shared
+    # by every instance; set it to rotate (all earlier links stop working).
+    link_secret: SecretStr = SecretStr("")
+    # How long a chart posted into DingTalk stays viewable (DingTalk fetches it when shown).
+    image_link_days: int = 90
