@@ -11,6 +11,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system duban \
  && useradd --system --gid duban --home-dir /app --no-create-home --shell /usr/sbin/nologin duban
 
+# Charts draw Chinese with Noto Sans CJK SC (scripts/system-deps); no browser at run time.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-noto-cjk \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 # Whole project (see .dockerignore); a non-editable install puts bot/handlers/jobs
 # (and the Alembic migrations) into site-packages; templates/ and config/ stay in /app.

@@ -3,7 +3,9 @@
 # Quick start:  make run    (local bot, console delivery, SQLite under ./data/)
 #               make test   (test suite; SQLite unless DUBAN_TEST_DATABASE_URL is set)
 #
-# Every target first makes sure .venv exists and holds `pip install -e '.[dev]'`.
+# Every target first makes sure .venv exists and holds `pip install -e '.[dev]'`; run and test
+# also make sure of the system packages (scripts/system-deps: the CJK font, and chromium for
+# the dashboard test), installing them with apt-get when run as root.
 # The install is redone only when pyproject.toml is newer than .venv/.installed.
 #
 # Overridable variables (environment or command line):
@@ -26,6 +28,8 @@ PIP_FLAGS ?= --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 DUBAN_DELIVERY ?= console
 DUBAN_CONSOLE ?= true
+# Links the bot hands out (charts, ledger downloads, 看板) point here in the quick start.
+DUBAN_PUBLIC_URL ?= http://127.0.0.1:8080
 
 .PHONY: help setup run test lint clean
 
@@ -62,10 +66,13 @@ setup: $(STAMP) ## Create .venv and install duban[dev] (only when needed)
 	@:
 
 run: setup ## Run the bot locally (console delivery, SQLite in ./data, 127.0.0.1:8080)
+	@scripts/system-deps
 	@mkdir -p data
-	DUBAN_DELIVERY='$(DUBAN_DELIVERY)' DUBAN_CONSOLE='$(DUBAN_CONSOLE)' $(BIN)/duban serve
+	DUBAN_DELIVERY='$(DUBAN_DELIVERY)' DUBAN_CONSOLE='$(DUBAN_CONSOLE)' \
+	  DUBAN_PUBLIC_URL='$(DUBAN_PUBLIC_URL)' $(BIN)/duban serve
 
 test: setup ## Run the test suite (PYTEST_ARGS=..., DUBAN_TEST_DATABASE_URL=...)
+	@scripts/system-deps --with-browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff check, ruff format --check, mypy
