@@ -303,6 +303,7 @@ async def test_the_bot_s_post_reaches_an_open_page(console: Console, deployment:
         "title": "本月任务",
         "mentions": ["陶新华", "林欣然"],
         "has_image": True,
+        "image": "data:image/png;base64,iVBORw==",  # shown as a picture, not a placeholder
     }
 
 

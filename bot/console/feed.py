@@ -9,6 +9,7 @@ can only lose its own connection, never slow the bot down.
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ class ConsoleEvent:
     title: str = ""
     mentions: tuple[str, ...] = ()  # names, as the page shows them
     has_image: bool = False
+    image: str = ""  # a data: URL, so the quick start shows the charts it posts
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -54,6 +56,7 @@ class ConsoleEvent:
             "title": self.title,
             "mentions": list(self.mentions),
             "has_image": self.has_image,
+            "image": self.image,
         }
 
 
@@ -118,6 +121,7 @@ class ConsoleFeed:
                 title=msg.title,
                 mentions=tuple(m.name for m in msg.mentions),
                 has_image=msg.image is not None,
+                image=_data_url(msg.image),
             )
         )
 
@@ -157,3 +161,10 @@ class ConsoleFeed:
         for sub in list(self._subscribers):
             sub.offer(event)
         return event
+
+
+def _data_url(image: bytes | None) -> str:
+    if image is None:
+        return ""
+    kind = "png" if image.startswith(b"\x89PNG") else "jpeg"
+    return f"data:image/{kind};base64,{base64.b64encode(image).decode('ascii')}"

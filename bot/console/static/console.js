@@ -160,7 +160,12 @@ function show(ev) {
     const extras = el("div", "extras");
     if (ev.mentions.length) extras.append(el("span", "label", "提醒："));
     for (const name of ev.mentions) extras.append(el("span", "mention", `@${name}`));
-    if (ev.has_image) extras.append(el("span", "chip", "〔附图〕"));
+    if (ev.image && ev.image.startsWith("data:image/")) {
+      const img = el("img", "picture");
+      img.src = ev.image;
+      img.alt = "附图";
+      bubble.append(img);
+    } else if (ev.has_image) extras.append(el("span", "chip", "〔附图〕"));
     bubble.append(extras);
   }
   item.append(meta, bubble);
