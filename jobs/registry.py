@@ -43,7 +43,13 @@ JOBS: tuple[Job, ...] = (
         breakdown.run,
     ),
     Job("remind", "提示", "截止前提醒未报送的单位，@联络员", "工作日 9:00", remind.run),
-    Job("dispatch", "调度", "进度点名：谁报了谁没报，请牵头单位汇总", "每周一 9:00", dispatch.run),
+    Job(
+        "dispatch",
+        "调度",
+        "进度点名：谁报了谁没报，请牵头单位汇总",
+        "每周一及每月15日 9:00",
+        dispatch.run,
+    ),
     Job(
         "inspect",
         "督查",

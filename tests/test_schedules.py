@@ -92,6 +92,12 @@ FORMS = [
     ("30 8 * * 1-5", "cron 30 8 * * 1-5", NATIONAL_DAY,
      at("2026-09-29 08:30", "2026-09-30 08:30", "2026-10-01 08:30", "2026-10-02 08:30",
         "2026-10-05 08:30")),  # cron knows no holidays
+    ("每周一及每月15日 9:00", "每周一及每月15日 9:00", NATIONAL_DAY,
+     at("2026-10-05 09:00", "2026-10-12 09:00", "2026-10-15 09:00", "2026-10-19 09:00",
+        "2026-10-26 09:00")),  # either part's days, in order
+    ("每月最后一个工作日和每周五 17:00", "每月最后一个工作日及每周五 17:00", NATIONAL_DAY,
+     at("2026-09-30 17:00", "2026-10-02 17:00", "2026-10-09 17:00", "2026-10-16 17:00",
+        "2026-10-23 17:00")),
 ]  # fmt: skip
 
 
@@ -154,6 +160,15 @@ def test_unknown_years_fall_back_and_admin_days_apply() -> None:
     assert spec.next_fire_times(jan, cal, 1) == at("2027-01-01 09:00")
     admin = cal.with_overrides({date(2027, 1, 1): Mark(False, "元旦")})
     assert spec.next_fire_times(jan, admin, 1) == at("2027-01-04 09:00")
+
+
+def test_a_day_both_parts_name_fires_once() -> None:
+    # 2026-06-15 is a Monday: 每周一 and 每月15日 both name it.
+    assert fires("每周一及每月15日 9:00", datetime(2026, 6, 14, 12, tzinfo=SHANGHAI), 3) == at(
+        "2026-06-15 09:00", "2026-06-22 09:00", "2026-06-29 09:00"
+    )
+    assert parse_schedule("每周一、每周一 9:00") == parse_schedule("每周一 9:00")
+    assert parse_schedule("9点 每周一和每月15号").describe() == "每周一及每月15日 9:00"
 
 
 def test_fire_times_are_strictly_after_and_respect_seconds() -> None:

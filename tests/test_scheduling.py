@@ -118,7 +118,10 @@ async def test_admin_row_overrides_config_overrides_built_in(harness: Harness) -
         "2026-10-10 08:45",  # 国庆节调休: a Saturday at work
     )  # fmt: skip
     # An unreadable configured expression falls back to the built-in one instead of failing.
-    assert (found["dispatch"].source, found["dispatch"].expression) == ("built-in", "每周一 9:00")
+    assert (found["dispatch"].source, found["dispatch"].expression) == (
+        "built-in",
+        "每周一及每月15日 9:00",
+    )
     assert found["breakdown"].source == "built-in"
     assert not any(e.paused for e in found.values())
 

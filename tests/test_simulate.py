@@ -54,8 +54,8 @@ async def test_december_2026_reminds_warns_and_escalates_exactly() -> None:
     assert kinds["breakdown"] == 9  # eight communities and the admins, once
     days = {p.at.date() for p in posted if p.kind != "reply"}
     assert all(d.weekday() < 5 for d in days)  # December 2026 has no 调休 weekend
-    mondays = sorted({p.at.day for p in posted if p.kind == "dispatch"})
-    assert mondays == [7, 14, 21, 28]
+    roll_calls = sorted({p.at.day for p in posted if p.kind == "dispatch"})
+    assert roll_calls == [7, 14, 15, 21, 28]  # Mondays and the 15th (a Tuesday)
 
 
 async def test_national_day_week_is_skipped_and_the_make_up_saturday_works() -> None:

@@ -136,6 +136,9 @@ def _days(text: str, shown: str) -> ScheduleSpec:
     s = re.sub(r"每个?季(?:度)?", "每季度", s)
     if not s:
         raise ScheduleError(f"日程“{shown}”没有写哪天执行", "say which days")
+    if len(pieces := re.split(r"、(?=每)", s)) > 1:  # 每周一及每月15日: either one's days
+        parts = tuple(dict.fromkeys(_days(p, shown) for p in pieces))
+        return parts[0] if len(parts) == 1 else ScheduleSpec("union", parts=parts)
     if re.fullmatch(r"每天|每日|天天|每1天", s):
         return ScheduleSpec("daily")
     if re.fullmatch(r"(?:每个?|每逢|逢)?工作日(?:每天)?", s):

@@ -14,6 +14,8 @@ dates do.
 from __future__ import annotations
 
 import calendar
+import heapq
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -26,7 +28,7 @@ from bot.workdays import WorkCalendar
 if TYPE_CHECKING:
     from bot.schedules.trigger import ScheduleTrigger
 
-Kind = Literal["daily", "weekly", "workdays", "monthly", "cron"]
+Kind = Literal["daily", "weekly", "workdays", "monthly", "cron", "union"]
 Scope = Literal["month", "quarter", "year"]
 Anchor = Literal["days", "nth_workday", "last_workday", "last_day"]
 
@@ -55,9 +57,13 @@ class ScheduleSpec:
     days: tuple[int, ...] = ()
     nth: int = 0
     cron: CronExpr | None = None
+    # kind "union": fires on any part's days (每周一及每月15日), at this spec's time.
+    parts: tuple[ScheduleSpec, ...] = ()
 
     @property
     def uses_workdays(self) -> bool:
+        if self.kind == "union":
+            return any(p.uses_workdays for p in self.parts)
         return self.kind == "workdays" or (
             self.kind == "monthly" and self.anchor in ("nth_workday", "last_workday")
         )
@@ -90,6 +96,10 @@ class ScheduleSpec:
             last = start + timedelta(days=_HORIZON_DAYS)
         except OverflowError:
             last = date.max
+        if self.kind == "union":
+            merged = heapq.merge(*(p._fire_days(start, cal) for p in self.parts))
+            yield from (day for day, _ in itertools.groupby(merged))  # a day both parts name
+            return
         if self.kind == "monthly":
             year, month = start.year, start.month
             while year <= last.year and date(year, month, 1) <= last:
@@ -140,13 +150,24 @@ class ScheduleSpec:
         if self.cron:
             return f"cron {self.cron.text}"
         at = f"{self.hour}:{self.minute:02d}"
-        if self.kind == "daily":
-            return f"每天 {at}"
-        if self.kind == "workdays":
-            return f"每个工作日 {at}"
-        if self.kind == "weekly":
-            return f"每{_weekdays(self.weekdays)} {at}"
+        if self.kind == "union":
+            return (
+                "及".join(p._days_text() for p in self.parts)
+                + f" {at}"
+                + "".join(p._clamp_note() for p in self.parts[-1:])
+            )
+        if self.kind in ("daily", "workdays", "weekly"):
+            return f"{self._days_text()} {at}"
         return f"{self._where()} {at}{self._clamp_note()}"
+
+    def _days_text(self) -> str:
+        if self.kind == "daily":
+            return "每天"
+        if self.kind == "workdays":
+            return "每个工作日"
+        if self.kind == "weekly":
+            return f"每{_weekdays(self.weekdays)}"
+        return self._where()
 
     def _where(self) -> str:
         default_month = 1 if self.anchor == "nth_workday" else 3
@@ -167,7 +188,7 @@ class ScheduleSpec:
         return where + "、".join(f"{d}日" for d in self.days)
 
     def _clamp_note(self) -> str:
-        if self.anchor != "days":
+        if self.kind != "monthly" or self.anchor != "days":
             return ""
         months = [m for m in range(1, 13) if self._in_scope(m)]
         if max(self.days) <= min(month_end(2026, m) for m in months):  # 2026: common year
