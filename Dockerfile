@@ -22,10 +22,13 @@ WORKDIR /app
 COPY . .
 RUN pip install --no-cache-dir . \
  && rm -rf build ./*.egg-info \
+ && MPLCONFIGDIR=/app/.mplcache python -c "import matplotlib.font_manager" \
  && mkdir -p /app/data \
- && chown duban:duban /app/data
+ && chown -R duban:duban /app/data /app/.mplcache
 
-ENV DUBAN_HOST=0.0.0.0 \
+# matplotlib's font cache, built above: a read-only home must not mean a rescan per start.
+ENV MPLCONFIGDIR=/app/.mplcache \
+    DUBAN_HOST=0.0.0.0 \
     DUBAN_PORT=8080 \
     DUBAN_DATABASE_URL=sqlite+aiosqlite:////app/data/duban.db
 
