@@ -57,6 +57,17 @@ def parse_period(text: str, today: date) -> Period | None:
         return None
 
 
+def split_period(text: str, today: date) -> tuple[Period | None, str]:
+    """A period written at the start of `text` and what follows it (十一月第五共同体 →
+    2026-11, 第五共同体); the longest reading wins. (None, text) when it starts with none."""
+    s = text.strip()
+    for end in range(len(s), 0, -1):
+        period = parse_period(s[:end], today)
+        if period is not None:
+            return period, s[end:].strip()
+    return None, s
+
+
 def _period(s: str, today: date) -> Period | None:
     for pattern, cadence, shift in _RELATIVE_PERIODS:
         if pattern.fullmatch(s):
