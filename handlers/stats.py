@@ -22,6 +22,7 @@ from bot.ledger.publication import AlreadyPublished, find, publish
 from bot.ledger.stats import CommunityFigures, Figures, Report, UnitFigures, report, trend
 from bot.messages import Outbound
 from bot.outbox import enqueue
+from bot.reports import pictures
 from bot.routing import Ctx, Router, UserError
 from bot.text import closest
 from bot.textdates import parse_period, split_period
@@ -71,8 +72,11 @@ async def stats(ctx: Ctx, args: str) -> None:
         await find(ctx.session, KIND, r.period.key) if r.period.cadence == "monthly" else None
     )
     unit = next((u for u in r.ranking if u.unit_id == scope.unit_id), None)
+    # Reading only so far: drawing here holds no write lock.
+    chart = pictures.trend(f"{scope.name} 近{len(line)}期按时率", line) if len(line) > 1 else None
     await ctx.reply(
         "replies/stats_report.md.j2",
+        image=await pictures.render(chart, "trend") if chart else None,
         r=r,
         scope=scope,
         figures=_figures(r, scope),

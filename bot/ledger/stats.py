@@ -64,9 +64,15 @@ class Figures:
         return self.assigned - self.excused
 
     @property
+    def fallen_due(self) -> int:
+        """Owed and either reported or past its deadline: what a rate can fairly judge."""
+        return self.owed - self.open
+
+    @property
     def rate(self) -> float | None:
-        """On-time rate over what was owed (excused excluded); None when nothing was owed."""
-        return self.on_time / self.owed if self.owed else None
+        """On-time rate over what has fallen due (excused and not-yet-due work left out, so a
+        month in progress is not shown as failing); None when nothing has."""
+        return self.on_time / self.fallen_due if self.fallen_due else None
 
     @property
     def avg_days_late(self) -> float | None:

@@ -1,0 +1,76 @@
+"""The charts a report carries, made from the ledger's figures.
+
+Rendering takes 0.2–2 s of CPU, so it runs in a worker thread, and callers render before they
+write: a transaction that holds SQLite's write lock must not wait for matplotlib. A missing
+font or a failed chart costs the picture, never the report (a warning says why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from bot.duerules import Period
+from bot.ledger.matrix import Matrix
+from bot.ledger.stats import Figures, Report
+
+__all__ = ["completion", "matrix", "render", "trend"]
+
+log = logging.getLogger(__name__)
+Line = Sequence[tuple[Period, Figures]]
+
+
+async def render(draw: Callable[[], bytes], what: str) -> bytes | None:
+    try:
+        return await asyncio.to_thread(draw)
+    except Exception:  # a picture is an extra: the text of the report still goes out
+        log.warning("chart %s not drawn", what, exc_info=True)
+        return None
+
+
+def completion(r: Report) -> Callable[[], bytes]:
+    rows = [(c.name, c.figures) for c in r.communities]
+
+    def draw() -> bytes:
+        from bot.reports import charts  # matplotlib's import costs a second: only when drawn
+
+        return charts.completion_by_community(f"{r.period.label} 各共同体完成情况", rows)
+
+    return draw
+
+
+def trend(title: str, line: Line) -> Callable[[], bytes]:
+    points = [(tick(p), f.rate, f.assigned) for p, f in line]
+
+    def draw() -> bytes:
+        from bot.reports import charts
+
+        return charts.trend(title, points)
+
+    return draw
+
+
+def matrix(title: str, m: Matrix) -> Callable[[], bytes]:
+    units = [short for _, short in m.units]
+    tasks = [name for _, name in m.tasks]
+    states = [
+        [cell.state if (cell := m.cells.get((u, t))) else None for t, _ in m.tasks]
+        for u, _ in m.units
+    ]
+
+    def draw() -> bytes:
+        from bot.reports import charts
+
+        return charts.status_matrix(title, units, tasks, states)
+
+    return draw
+
+
+def tick(p: Period) -> str:
+    """A period as an axis label: 11月 (1月 shows its year), Q4, 2026."""
+    if p.cadence == "monthly":
+        return f"{p.year % 100:02d}年1月" if p.index == 1 else f"{p.index}月"
+    if p.cadence == "quarterly":
+        return f"{p.year % 100:02d}Q{p.index}"
+    return str(p.year)
