@@ -1,4 +1,4 @@
-"""The `duban` command line: serve, db upgrade, config check and apply."""
+"""The `duban` command line: serve, db upgrade, config check and apply, simulate, export."""
 
 from __future__ import annotations
 
@@ -71,7 +71,60 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--script", type=Path, help="聊天脚本（YAML 或 JSON lines）")
     sim.add_argument("--out", type=Path, help="写出 JSON lines；省略则打印可读记录")
     sim.set_defaults(run=_simulate)
+    export = sub.add_parser("export", help="导出台账 Excel / export the ledger workbook")
+    export.add_argument("--period", required=True, help="期间：2026-11、2026-Q4 或 2026")
+    export.add_argument("--out", type=Path, help="输出文件（默认 ./台账-<期间>.xlsx）")
+    export.add_argument("--config", type=Path, help="配置目录（默认 DUBAN_CONFIG），取机关工委名称")
+    export.set_defaults(run=_export)
     return p
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.reports.workbook import Ledger, ledger_filename, write_ledger
+    from bot.textdates import parse_period
+
+    now = SystemClock().now()
+    period = parse_period(args.period, now.date())
+    if period is None:
+        print(
+            f"无法识别的期间“{args.period}”：应为月份 2026-11、季度 2026-Q4 或年度 2026 "
+            "(bad period)",
+            file=sys.stderr,
+        )
+        return 2
+    committee = ""
+    try:  # only the committee's name comes from the configuration: the ledger is the database
+        spec = load(args.config or settings.config, live=False).spec
+        committee = spec.committee.short or spec.committee.name
+    except ConfigInvalid:
+        print("配置有误，台账合计行不写机关工委名称 (configuration invalid)", file=sys.stderr)
+    out: Path = args.out or Path(ledger_filename(period))
+
+    async def run() -> Ledger:
+        db = Database(settings.database_url)
+        try:
+            if not await schema.is_current(db.engine):
+                raise SchemaOutdated(
+                    "数据库结构不是最新版本，请先运行 `duban db upgrade` (schema outdated)"
+                )
+            async with db.begin() as session:
+                return await write_ledger(session, period, now, committee=committee)
+        finally:
+            await db.dispose()
+
+    try:
+        ledger = asyncio.run(run())
+        out.write_bytes(ledger.data)
+    except SchemaOutdated as e:
+        print(e, file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"写不了 {out}：{e.strerror} (cannot write the file)", file=sys.stderr)
+        return 1
+    counts = "、".join(f"{sheet} {n} 行" for sheet, n in ledger.rows.items())
+    print(f"已导出{period.label}台账 (ledger written): {out}")
+    print(counts)
+    return 0
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:

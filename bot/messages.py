@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -65,6 +65,14 @@ class Mention:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundFile:
+    """A file posted after the text (the 台账 workbook); only WeCom group robots send files."""
+
+    name: str  # what the chat shows, e.g. 台账-2026-11.xlsx
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Outbound:
     """What the bot says, before any platform shapes it.
 
@@ -77,3 +85,4 @@ class Outbound:
     title: str = ""  # DingTalk shows it in the chat list and notifications
     mentions: tuple[Mention, ...] = ()
     image: bytes | None = None  # PNG or JPEG, posted after the text
+    file: OutboundFile | None = None  # posted after the text (and the image)

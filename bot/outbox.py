@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import claim
 from bot.deployment import Loaded
 from bot.deployment.schema import Group
 from bot.destinations import find_group
-from bot.messages import Inbound, Mention, Outbound, Platform
+from bot.messages import Inbound, Mention, Outbound, OutboundFile, Platform
 from bot.models import OutboxMessage
 
 __all__ = [
+    "Queued",
     "Target",
     "enqueue",
+    "enqueue_many",
     "group_target",
     "message_from_json",
     "message_to_json",
@@ -110,6 +115,36 @@ async def enqueue(
     ``coalesce``: pending messages of the same ``kind`` to the same chat may go out as one
     post (reminders for ten units, say), within the platform's size limit.
     """
+    row = _row(Queued(message, to, kind, dedupe_key, coalesce), now)
+    return await claim(session, OutboxMessage.__table__, row)
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """One message for ``enqueue_many``: ``enqueue``'s arguments but the session and time."""
+
+    message: Outbound
+    to: Target
+    kind: str
+    dedupe_key: str
+    coalesce: bool = False
+
+
+async def enqueue_many(session: AsyncSession, items: Sequence[Queued], *, now: datetime) -> None:
+    """``enqueue`` for many messages, in order, in a few statements instead of one each: a
+    job that posts thousands of times must not make thousands of round trips. A key that is
+    queued already is skipped, as ``enqueue`` skips it."""
+    if not items:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    # executemany of one statement: SQLAlchemy sends the rows as multi-row VALUES batches.
+    stmt = insert(OutboxMessage).on_conflict_do_nothing()
+    await session.execute(stmt, [_row(item, now) for item in items])
+
+
+def _row(item: Queued, now: datetime) -> dict[str, Any]:
+    to = item.to
     route = None
     if to.group_key is None:
         route = {
@@ -118,26 +153,22 @@ async def enqueue(
             "expires_at": to.expires_at.isoformat() if to.expires_at else None,
             "is_group": to.is_group,
         }
-    return await claim(
-        session,
-        OutboxMessage.__table__,
-        {
-            "dedupe_key": dedupe_key,
-            "kind": kind,
-            "platform": to.platform,
-            "chat_id": to.chat_id,
-            "channel": to.channel,
-            "group_key": to.group_key,
-            "route": route,
-            "body": message_to_json(message),
-            "mergeable": coalesce,
-            "status": "pending",
-            "attempts": 0,
-            "sent_parts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        },
-    )
+    return {
+        "dedupe_key": item.dedupe_key,
+        "kind": item.kind,
+        "platform": to.platform,
+        "chat_id": to.chat_id,
+        "channel": to.channel,
+        "group_key": to.group_key,
+        "route": route,
+        "body": message_to_json(item.message),
+        "mergeable": item.coalesce,
+        "status": "pending",
+        "attempts": 0,
+        "sent_parts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
 
 
 def row_target(row: OutboxMessage) -> Target:
@@ -166,6 +197,11 @@ def message_to_json(message: Outbound) -> dict[str, Any]:
             {"name": m.name, "user_id": m.user_id, "mobile": m.mobile} for m in message.mentions
         ],
         "image": base64.b64encode(message.image).decode("ascii") if message.image else None,
+        "file": (
+            {"name": message.file.name, "data": base64.b64encode(message.file.data).decode("ascii")}
+            if message.file
+            else None
+        ),
     }
 
 
@@ -175,7 +211,7 @@ def message_from_json(data: dict[str, Any]) -> Outbound:
         fmt = data.get("format", "markdown")
         if fmt not in ("markdown", "text"):
             raise ValueError(f"unknown format {fmt!r}")
-        image = data.get("image")
+        image, file = data.get("image"), data.get("file")
         return Outbound(
             body=str(data["body"]),
             format=fmt,
@@ -185,6 +221,11 @@ def message_from_json(data: dict[str, Any]) -> Outbound:
                 for m in data.get("mentions", [])
             ),
             image=base64.b64decode(image, validate=True) if image else None,
+            file=(
+                OutboundFile(str(file["name"]), base64.b64decode(file["data"], validate=True))
+                if file
+                else None
+            ),
         )
     except (KeyError, TypeError, AttributeError, binascii.Error) as exc:
         raise ValueError(f"not a stored message: {type(exc).__name__}") from None

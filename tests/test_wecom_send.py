@@ -20,7 +20,7 @@ from bot.adapters.wecom_send import (
     WeComWebhookSender,
 )
 from bot.clock import FixedClock
-from bot.messages import Mention, Outbound
+from bot.messages import Mention, Outbound, OutboundFile
 from tests.fakes import FakeWeCom
 from tests.fakes import wecom_rules as wr
 from tests.test_split import chinese_report
@@ -29,6 +29,7 @@ KEY = "5b0e8e2a-0c1d-4f7e-9a3b-robotkey7f3a"
 CORP_SECRET = "corp-secret-Xy9Qw2Lm8Rt4"
 BOT_SECRET = "aibot-secret-Pq7Zn3Vb5"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+XLSX = OutboundFile("台账-2026-11.xlsx", b"PK\x03\x04" + bytes(range(256)) * 8)
 MENTIONS = (
     Mention("张三", user_id="zhangsan"),
     Mention("李四", mobile="13800000000"),
@@ -184,6 +185,69 @@ async def test_webhook_rate_limit_is_retryable_and_resumes_without_doubling(
     assert [p.rsplit("（", 1)[1] for p in parts] == [
         f"{i}/{len(parts)}）" for i in range(1, len(parts) + 1)
     ]
+
+
+async def test_webhook_file_is_uploaded_then_posted_after_the_text(
+    robot: WeComWebhookSender, wecom: FakeWeCom
+) -> None:
+    await robot.send(webhook(), Outbound("**台账** 2026年11月", file=XLSX))
+    markdown, file_msg = wecom.sent
+    assert markdown.payload["markdown"] == {"content": "**台账** 2026年11月"}
+    assert file_msg.msgtype == "file"
+    media = wecom.media[file_msg.payload["file"]["media_id"]]  # the fake checked key and type
+    assert (media.key, media.type, media.filename, media.data) == (
+        KEY,
+        "file",
+        "台账-2026-11.xlsx",
+        XLSX.data,
+    )
+    upload = next(c for c in wecom.calls if c.path == "/cgi-bin/webhook/upload_media")
+    assert upload.query == {"key": KEY, "type": "file"}
+
+
+async def test_webhook_file_resumes_after_the_text_without_doubling_it(
+    robot: WeComWebhookSender, wecom: FakeWeCom
+) -> None:
+    message = Outbound("台账已生成", file=XLSX)
+    wecom.fail_next(1, errcode=45009, path="/cgi-bin/webhook/upload_media")
+    with pytest.raises(PartDeliveryError) as err:
+        await robot.send(webhook(), message)
+    assert err.value.retryable and (err.value.sent_parts, err.value.total_parts) == (1, 2)
+    await robot.send(webhook(), message, skip_parts=err.value.sent_parts)
+    assert [m.msgtype for m in wecom.sent] == ["markdown", "file"]
+
+
+@pytest.mark.parametrize("size", [5, 20 * 1024 * 1024 + 1])
+async def test_webhook_file_outside_the_size_rules_is_refused_before_anything_is_sent(
+    robot: WeComWebhookSender, wecom: FakeWeCom, size: int
+) -> None:
+    with pytest.raises(PartDeliveryError) as err:
+        await robot.send(webhook(), Outbound("台账", file=OutboundFile("a.xlsx", b"x" * size)))
+    assert not err.value.retryable and err.value.code == "40006"
+    assert wecom.calls == []
+
+
+async def test_webhook_upload_refused_by_the_platform_is_permanent(
+    robot: WeComWebhookSender, wecom: FakeWeCom
+) -> None:
+    with pytest.raises(PartDeliveryError) as err:
+        await robot.send(webhook("no-such-key-0000"), Outbound("", file=XLSX))
+    assert not err.value.retryable and err.value.code == "93000"
+
+
+async def test_app_and_aibot_leave_files_out_with_a_log_line(
+    app: WeComAppSender,
+    aibot: WeComBotSender,
+    wecom: FakeWeCom,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    await app.send(Destination("wecom", "chat-g1", "wecom_appchat"), Outbound("台账", file=XLSX))
+    await aibot.send(Destination("wecom", "wrk-1", "wecom_aibot"), Outbound("台账", file=XLSX))
+    assert [m.msgtype for m in wecom.sent] == ["markdown", "markdown"]
+    assert not any(c.path.endswith("upload_media") for c in wecom.calls)
+    left = [r.getMessage() for r in caplog.records if "file left out" in r.getMessage()]
+    assert left == ["wecom_appchat chat-g1: file left out", "wecom_aibot wrk-1: file left out"]
 
 
 async def test_webhook_unknown_key_is_permanent(robot: WeComWebhookSender) -> None:

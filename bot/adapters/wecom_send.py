@@ -24,8 +24,9 @@ from bot.adapters.markdown import MENTION_NOTE, append_line, plain_mentions
 from bot.adapters.outbound import DEFAULT_TIMEOUT, Step, check_errcode, deliver, request_json, tail
 from bot.adapters.split import split_message
 from bot.adapters.tokens import TokenCache
+from bot.adapters.wecom_media import check_file, upload_file
 from bot.clock import Clock
-from bot.messages import Mention, Outbound
+from bot.messages import Mention, Outbound, OutboundFile
 
 __all__ = [
     "BotTransport",
@@ -50,6 +51,13 @@ def _check(body: Any, what: str) -> None:
     check_errcode(body, what, RETRYABLE)
 
 
+def _left_out(destination: Destination, message: Outbound) -> None:
+    """Images and files go only through group robots; elsewhere the text goes alone."""
+    for what, item in (("image", message.image), ("file", message.file)):
+        if item is not None:
+            log.info("%s %s: %s left out", destination.channel_type, destination.chat_id, what)
+
+
 def _parts(message: Outbound, limit: int, named: tuple[Mention, ...] | None = None) -> list[str]:
     """The message's text in parts, ending with the names of ``named`` (default: everyone
     mentioned) for channels where writing a name is all one can do."""
@@ -59,7 +67,11 @@ def _parts(message: Outbound, limit: int, named: tuple[Mention, ...] | None = No
 
 
 class WeComWebhookSender:
-    """Group-robot webhooks (消息推送); the destination's ``secrets["key"]`` names the robot."""
+    """Group-robot webhooks (消息推送); the destination's ``secrets["key"]`` names the robot.
+
+    A message's parts: its text, the mention note, the image, then its file (uploaded with
+    ``upload_media`` and posted as a ``file`` message), so a resend skips what was shown.
+    """
 
     channel_types = ("wecom_webhook",)
 
@@ -115,9 +127,13 @@ class WeComWebhookSender:
                 "md5": hashlib.md5(raw, usedforsecurity=False).hexdigest(),
             }
             payloads.append({"msgtype": "image", "image": image})
-        if not payloads:
+        steps: list[Step] = [partial(self._post, key, p) for p in payloads]
+        if message.file is not None:
+            check_file(message.file)  # before the text goes: a file too big never will
+            steps.append(partial(self._post_file, key, message.file))
+        if not steps:
             raise DeliveryError("wecom webhook: empty message", retryable=False, code="empty")
-        return [partial(self._post, key, p) for p in payloads]
+        return steps
 
     async def _post(self, key: str, payload: dict[str, Any]) -> None:
         url = f"{self._base}/cgi-bin/webhook/send?{urlencode({'key': key})}"
@@ -127,12 +143,18 @@ class WeComWebhookSender:
         )
         _check(reply.body, what)
 
+    async def _post_file(self, key: str, file: OutboundFile) -> None:
+        # Upload and post are one part: a resend uploads again rather than trusting a
+        # media_id from an earlier attempt.
+        media_id = await upload_file(self._http, self._base, key, file, retryable=RETRYABLE)
+        await self._post(key, {"msgtype": "file", "file": {"media_id": media_id}})
+
 
 class WeComAppSender:
     """The self-built app: ``wecom_appchat`` (chat_id: the appchat chatid) and
     ``wecom_app_user`` (chat_id: a userid; one-to-one replies).
 
-    Images are not sent (app image messages need a media upload first); the text still is.
+    Images and files are not sent (app media messages need an upload first); the text still is.
     """
 
     channel_types = ("wecom_appchat", "wecom_app_user")
@@ -163,8 +185,7 @@ class WeComAppSender:
         await deliver(lambda: self._steps(destination, message), skip_parts=skip_parts, label=label)
 
     def _steps(self, destination: Destination, message: Outbound) -> list[Step]:
-        if message.image is not None:
-            log.info("%s %s: image left out", destination.channel_type, destination.chat_id)
+        _left_out(destination, message)
         msgtype = message.format
         parts = _parts(message, APP_LIMIT)
         if not parts:
@@ -257,8 +278,8 @@ class WeComBotSender:
     ``transport``; ``wecom_response_url`` answers one message at ``destination.url``.
 
     A response_url takes a single message, so a reply longer than one part sends its first
-    part there and the rest proactively to ``destination.chat_id``. Images are left out: the
-    bot posts Markdown only.
+    part there and the rest proactively to ``destination.chat_id``. Images and files are left
+    out: the bot posts Markdown only.
     """
 
     channel_types = ("wecom_aibot", "wecom_response_url")
@@ -282,8 +303,7 @@ class WeComBotSender:
         await deliver(lambda: self._steps(destination, message), skip_parts=skip_parts, label=label)
 
     def _steps(self, destination: Destination, message: Outbound) -> list[Step]:
-        if message.image is not None:
-            log.info("%s %s: image left out", destination.channel_type, destination.chat_id)
+        _left_out(destination, message)
         parts = _parts(message, self._limit)
         if not parts:
             raise DeliveryError("wecom aibot: empty message", retryable=False, code="empty")
