@@ -10,20 +10,23 @@ from functools import partial
 
 import aiohttp
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 
 from bot import schema
 from bot.adapters.dingtalk_stream import StreamClient
 from bot.adapters.wecom_aibot_ws import AibotConnection, WsBotTransport
-from bot.clock import SHANGHAI, Clock, SystemClock
+from bot.clock import Clock
 from bot.console import ConsoleFeed, ConsoleSender, add_console_routes, showing_inbound
+from bot.dashboard import DASHBOARD, Dashboard, add_dashboard_routes
 from bot.db import Database
 from bot.delivery import DeliveryWorker
 from bot.deployment import Loaded, load
 from bot.deps import Deps
+from bot.drill import process_clock, scheduler_for
+from bot.duties import Duties, lead
 from bot.files import FILES, FileServer, add_file_routes, file_path, store_file
 from bot.inbound import Dispatch, Inbox
+from bot.leader import Leadership, startup_lock
 from bot.links import LINKS, Links, link_secret
 from bot.messages import Inbound
 from bot.metrics import METRICS, Metrics, metrics_view
@@ -51,7 +54,7 @@ def create_app(
     deployment: Loaded | None = None,
     dispatch: Dispatch | None = None,
 ) -> web.Application:
-    clock = clock or SystemClock()
+    clock = clock or process_clock(settings)
     loaded = deployment or load(settings.config, live=settings.delivery == "platform")
     app = web.Application(client_max_size=1024 * 1024)
     app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
@@ -59,6 +62,7 @@ def create_app(
     app.router.add_get("/metrics", metrics_view)
     add_routes(app)
     add_file_routes(app)
+    add_dashboard_routes(app)
     feed: ConsoleFeed | None = None
     if settings.console:
         # Routes, middlewares and shutdown signals freeze before the lifespan runs.
@@ -77,35 +81,40 @@ async def _lifespan(
     app: web.Application,
 ) -> AsyncIterator[None]:
     db = Database(settings.database_url)
-    scheduler = AsyncIOScheduler(timezone=SHANGHAI)
+    scheduler = scheduler_for(clock)
     metrics = app[METRICS]
     try:
-        await prepare_database(db, settings.auto_migrate)
-        await apply_config(db, loaded, clock)
-        await materialise_current(db, clock)
+        async with startup_lock(settings.database_url):  # instances started together take turns
+            await prepare_database(db, settings.auto_migrate)
+            await apply_config(db, loaded, clock)
+            await materialise_current(db, clock)
         async with db.begin() as session:
             secret = await link_secret(
                 session, settings.link_secret.get_secret_value(), clock.now()
             )
         links = Links(settings.public_url, secret)
         app[FILES] = FileServer(db, links, clock)
+        app[DASHBOARD] = Dashboard(db, links, clock, loaded)
         inbox = Inbox(db, clock, _not_ready, metrics=metrics)
         adapters = webhook_adapters(settings, loaded)
         app[INBOX], app[ADAPTERS] = inbox, adapters
         async with aiohttp.ClientSession() as http:
             aibot = wecom_aibot_ws(settings, http, inbox, clock)
+            transport = WsBotTransport(aibot) if aibot else None
             senders = build_senders(
                 settings,
                 http,
                 clock,
                 console=ConsoleSender(feed, loaded) if feed else None,
-                aibot_transport=WsBotTransport(aibot) if aibot else None,
+                aibot_transport=transport,
                 publish_image=image_publisher(db, links, clock, settings.image_link_days),
             )
             outbox = DeliveryWorker(db, senders, loaded, clock, metrics=metrics)
+            # Replies queued here reach the leader's worker, wherever it runs.
+            leadership = Leadership(settings.database_url, outbox.instance, on_nudge=outbox.nudge)
             async with db.begin() as session:
                 calendar = CalendarHolder(await load_calendar(session))
-            env = JobEnv(db, loaded, clock, Renderer.for_config(loaded.root), outbox.nudge)
+            env = JobEnv(db, loaded, clock, Renderer.for_config(loaded.root), leadership.nudge)
 
             async def run_job(name: str, occurrence: datetime) -> None:
                 body = BY_NAME[name].run
@@ -113,11 +122,20 @@ async def _lifespan(
                     await body(env, occurrence)
 
             scheduling = Scheduling(db, scheduler, loaded, clock, calendar, run_job)
-            handle = dispatch or commands(
-                settings, db, loaded, clock, outbox.nudge, {SCHEDULING: scheduling, LINKS: links}
-            )
+            services = {SCHEDULING: scheduling, LINKS: links}
+            handle = dispatch or commands(settings, db, loaded, clock, leadership.nudge, services)
             inbox.dispatch = showing_inbound(feed, handle) if feed else handle
             stream = dingtalk_stream(settings, http, inbox, clock)
+            duties = Duties(
+                scheduler=scheduler,
+                scheduling=scheduling,
+                worker=outbox,
+                catch_up_grace=timedelta(hours=loaded.spec.cycle.catch_up_grace_hours),
+                scheduler_enabled=settings.scheduler_enabled,
+                aibot=aibot,
+                new_aibot=lambda: wecom_aibot_ws(settings, http, inbox, clock),
+                transport=transport,
+            )
             app[DEPS] = Deps(
                 settings,
                 clock,
@@ -133,36 +151,43 @@ async def _lifespan(
                 aibot,
                 scheduling,
                 links,
+                leadership,
+                duties,
             )
-            outbox_task = asyncio.create_task(outbox.run())
-            connections = [c for c in (stream, aibot) if c is not None]
-            link_tasks = [asyncio.create_task(c.run()) for c in connections]
+            link_tasks = [asyncio.create_task(stream.run())] if stream else []
             await scheduling.apply_all()  # from the database: changes by chat survive restarts
-            catch_up: asyncio.Task[list[str]] | None = None
-            if settings.scheduler_enabled:
-                scheduler.start()
-                grace = timedelta(hours=loaded.spec.cycle.catch_up_grace_hours)
-                catch_up = asyncio.create_task(scheduling.catch_up(grace))  # beside the server
-                app[CATCH_UP] = catch_up
+            await leadership.start()  # a lone instance leads before it serves
+            if leadership.is_leader:
+                await duties.start()
+                if duties.catch_up is not None:
+                    app[CATCH_UP] = duties.catch_up  # missed occurrences run beside the server
+            terms = asyncio.create_task(lead(leadership, duties))
+            watch = asyncio.create_task(leadership.run())
             log.info(
-                "duban ready on %s:%s (delivery: %s; hooks: %s)",
+                "duban ready on %s:%s (delivery: %s; hooks: %s; %s)",
                 settings.host,
                 settings.port,
                 settings.delivery,
                 ", ".join(adapters) or "none",
+                "leader" if leadership.is_leader else "follower",
             )
             yield
-            for link in connections:  # first, so nothing new arrives while draining
-                link.stop()
-            await asyncio.gather(*link_tasks)
-            if scheduler.running:
-                scheduler.shutdown(wait=False)
-            if catch_up is not None:
-                await catch_up
-            await scheduling.drain()  # runs started by 日程立即执行
-            await inbox.drain()  # replies queued by the last handlers go out too
-            await outbox.stop(10)
-            await outbox_task
+            try:
+                duties.stop_links()  # first, so nothing new arrives while draining
+                if stream is not None:
+                    stream.stop()
+                await asyncio.gather(*link_tasks)
+                terms.cancel()
+                await asyncio.gather(terms, return_exceptions=True)
+                await duties.stop_scheduler()
+                await scheduling.drain()  # runs started by 日程立即执行
+                await inbox.drain()  # replies queued by the last handlers go out too
+                await duties.stop()
+            finally:
+                await leadership.stop()  # only now may another instance take over
+                await watch
+                if scheduler.running:
+                    scheduler.shutdown(wait=False)
     finally:
         await db.dispose()
     log.info("duban stopped")
@@ -273,13 +298,17 @@ async def readyz(request: web.Request) -> web.Response:
         log.warning("readiness: database unreachable", exc_info=True)
         checks.setdefault("database", False)
         checks.setdefault("schema", False)
-    checks["scheduler"] = deps.scheduler.running or not deps.settings.scheduler_enabled
+    # A follower serves inbound traffic as well; only the leader runs the scheduler.
+    leading = deps.leadership is None or deps.leadership.is_leader
+    enabled = deps.settings.scheduler_enabled and leading
+    checks["scheduler"] = deps.scheduler.running or not enabled
     ok = all(checks.values())
-    body: dict[str, object] = {"ready": ok, "checks": checks}
+    body: dict[str, object] = {"ready": ok, "checks": checks, "leader": leading}
     # Informational: HTTP traffic is served either way.
     if deps.stream is not None:
         body["dingtalk_stream"] = "connected" if deps.stream.connected.is_set() else "reconnecting"
-    if deps.aibot is not None:
-        state = "connected" if deps.aibot.connected.is_set() else "reconnecting"
-        body["wecom_aibot_ws"] = "replaced" if deps.aibot.replaced else state
+    aibot = deps.duties.aibot if deps.duties is not None else deps.aibot
+    if aibot is not None and leading:  # the leader alone holds the long connection
+        state = "connected" if aibot.connected.is_set() else "reconnecting"
+        body["wecom_aibot_ws"] = "replaced" if aibot.replaced else state
     return web.json_response(body, status=200 if ok else 503)

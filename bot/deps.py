@@ -14,7 +14,9 @@ from bot.clock import Clock
 from bot.db import Database
 from bot.delivery import DeliveryWorker
 from bot.deployment import Loaded
+from bot.duties import Duties
 from bot.inbound import Inbox
+from bot.leader import Leadership
 from bot.links import Links
 from bot.scheduling import Scheduling
 from bot.senders import Senders
@@ -37,3 +39,5 @@ class Deps:
     aibot: AibotConnection | None = None  # WeCom 智能机器人 long connection, when configured
     scheduling: Scheduling | None = None  # the jobs' schedules, kept in step with the scheduler
     links: Links | None = None  # signed links to files and the dashboard
+    leadership: Leadership | None = None  # whether this instance leads (bot.leader)
+    duties: Duties | None = None  # what it runs while it does (bot.duties)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -70,3 +71,7 @@ class Settings(BaseSettings):
     link_secret: SecretStr = SecretStr("")
     # How long a chart posted into DingTalk stays viewable (DingTalk fetches it when shown).
     image_link_days: int = 90
+
+    # Drills and tests only (bot/drill.py): the process clock starts at this instant, e.g.
+    # 2026-11-16T08:59:30+08:00, and runs at real speed from there; jobs fire by it too.
+    clock_start: datetime | None = None

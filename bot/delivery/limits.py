@@ -62,6 +62,8 @@ def requests_for(message: Outbound, channel_type: str) -> int:
         parts += 1  # Markdown cannot notify: a short text with the mention lists follows
     if message.image is not None and channel_type in _IMAGE_SENT:
         parts += 1
+    if message.file is not None and channel_type == "wecom_webhook":
+        parts += 1  # the file message (its upload is not a message)
     return parts
 
 
@@ -97,6 +99,20 @@ class RollingLimiter:
         for _ in range(max(1, min(cost, limit))):
             if hits and hits[-1] == now:
                 hits.pop()
+
+    def settle(self, key: str, limit: int, cost: int, charged: datetime, now: datetime) -> None:
+        """The requests of a ``take`` at ``charged`` had all been made by ``now``: count them
+        from ``now``. The platform's window runs from each request, and a post of many parts
+        (or a slow platform) sends its last one seconds after the claim; counted from the
+        claim, the window would free early and the next post would meet 45009/130101."""
+        if now <= charged:
+            return
+        hits, moved = self._hits[key], 0
+        for _ in range(max(1, min(cost, limit))):
+            if hits and hits[-1] == charged:
+                hits.pop()
+                moved += 1
+        hits.extend([now] * moved)
 
     def free_at(self, key: str, limit: int, cost: int, now: datetime) -> datetime:
         """When ``cost`` requests will fit (now, if they fit already)."""

@@ -27,10 +27,12 @@ import os
 import random
 import socket
 import time
+from collections import deque
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.adapters.base import DeliveryError
@@ -89,6 +91,10 @@ class DeliveryWorker:
         )
         self._served: dict[tuple[str, str], int] = {}  # lane → when last served
         self._turn = itertools.count()
+        # The lanes' heads from the last look, fairest first, used up before looking again:
+        # with thousands of lanes a look per claim would read every head for every message.
+        self._heads: deque[OutboxMessage] = deque()
+        self._charged: dict[int, tuple[int, datetime]] = {}  # head id → (cost, when) in flight
         self._wake = asyncio.Event()
         self._wake_at: datetime | None = None
         self._stopping = False
@@ -99,6 +105,10 @@ class DeliveryWorker:
     def nudge(self) -> None:
         """Something was queued (after its transaction committed): look now."""
         self._wake.set()
+
+    def resume(self) -> None:
+        """Allow ``run()`` again after ``stop()``: this instance leads once more."""
+        self._stopping = False
 
     async def recover(self) -> int:
         """Put back in the queue what a stopped process left in flight (see the docstring)."""
@@ -201,16 +211,20 @@ class DeliveryWorker:
                 log.warning("outbox: claims past their lease released: %s", released)
             looked: set[int] = set()
             while len(batches) < limit:
-                # A head found dead uncovers the next row of its lane: look again.
-                heads = [h for h in await claims.lane_heads(session, now) if h.id not in looked]
-                if not heads:
-                    break
-                heads.sort(key=lambda h: (self._served.get((h.platform, h.chat_id), -1), h.id))
-                for head in heads[: limit - len(batches)]:
-                    looked.add(head.id)
-                    batch = await self._claim_lane(session, head, now, found)
-                    if batch is not None:
-                        batches.append(batch)
+                if not self._heads:
+                    # A head found dead uncovers the next row of its lane: look again.
+                    heads = [h for h in await claims.lane_heads(session, now) if h.id not in looked]
+                    if not heads:
+                        break
+                    heads.sort(key=lambda h: (self._served.get((h.platform, h.chat_id), -1), h.id))
+                    self._heads.extend(heads)
+                head = self._heads.popleft()
+                if head.id in looked or not await _still_lane_head(session, head):
+                    continue
+                looked.add(head.id)
+                batch = await self._claim_lane(session, head, now, found)
+                if batch is not None:
+                    batches.append(batch)
             if (retry := await claims.next_retry(session, now)) is not None:
                 found.wake_at.append(retry)
         self._wake_at = min(found.wake_at, default=None)
@@ -249,6 +263,8 @@ class DeliveryWorker:
                 self.limiter.refund(route.rate_key, route.rate_limit, cost, now)
             return None
         self._served[(head.platform, head.chat_id)] = next(self._turn)
+        if route.rate_key is not None:
+            self._charged[head.id] = (cost, now)
         return Batch(head, followers, post, route)
 
     async def _deliver(self, batch: Batch) -> int:
@@ -270,12 +286,29 @@ class DeliveryWorker:
             self.metrics.send_seconds.labels(platform=batch.route.destination.platform).observe(
                 elapsed
             )
+            charged, key = self._charged.pop(batch.head.id, None), batch.route.rate_key
+            if charged is not None and key is not None:
+                cost, at = charged
+                self.limiter.settle(key, batch.route.rate_limit, cost, at, self.clock.now())
         return await self.recorder.record(batch, error, self.clock.now())
 
     async def _refresh_depth(self) -> None:
         async with self.db.begin() as session:
             counts = await depth(session)
         self.metrics.set_depth(counts)
+
+
+async def _still_lane_head(session: AsyncSession, head: OutboxMessage) -> bool:
+    """Still the oldest live row of its lane (an admin may have re-queued an older one since
+    it was looked up: that one goes first)."""
+    oldest = await session.scalar(
+        select(func.min(OutboxMessage.id)).where(
+            OutboxMessage.platform == head.platform,
+            OutboxMessage.chat_id == head.chat_id,
+            OutboxMessage.status.in_(claims.LIVE),
+        )
+    )
+    return bool(oldest == head.id)
 
 
 def _readable(rows: list[OutboxMessage]) -> list[tuple[OutboxMessage, Outbound]]:
