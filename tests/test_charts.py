@@ -197,7 +197,7 @@ def test_completion_bars_are_the_counts() -> None:
         "第三共同体",
     ]
     notes = {t.get_text(): t for t in ax.texts}
-    assert notes["按时率 55%"].xy == (12, 0)  # 6 of 11 owed, at the bar's end
+    assert notes["按时率 67%"].xy == (12, 0)  # 6 of the 9 fallen due, at the bar's end
     assert notes["按时率 100%"].xy == (5, 1)
     assert notes["无应报"].xy == (0, 2)
     assert {"6", "2", "1"} <= set(notes)  # counts inside the segments
