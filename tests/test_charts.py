@@ -47,6 +47,7 @@ ROWS = [
     ("第一共同体（机关党建联建）", Figures(12, on_time=6, late=2, overdue=1, excused=1, open=2)),
     ("第二共同体", Figures(5, on_time=5)),
     ("第三共同体", Figures()),
+    ("第四共同体", Figures(3, open=3)),
 ]
 TASKS = [
     "三会一课",
@@ -195,11 +196,13 @@ def test_completion_bars_are_the_counts() -> None:
         "第一共同体（机…",
         "第二共同体",
         "第三共同体",
+        "第四共同体",
     ]
     notes = {t.get_text(): t for t in ax.texts}
     assert notes["按时率 67%"].xy == (12, 0)  # 6 of the 9 fallen due, at the bar's end
     assert notes["按时率 100%"].xy == (5, 1)
     assert notes["无应报"].xy == (0, 2)
+    assert notes["尚未到期"].xy == (3, 3)  # owed, none of it due yet
     assert {"6", "2", "1"} <= set(notes)  # counts inside the segments
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [
         "按时",

@@ -115,8 +115,10 @@ def _columns(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-def rate_text(rate: float | None) -> str:
-    return "无应报" if rate is None else f"{RATE_LABEL} {rate:.0%}"
+def rate_text(f: Figures) -> str:
+    if f.rate is not None:
+        return f"{RATE_LABEL} {f.rate:.0%}"
+    return "尚未到期" if f.owed else "无应报"  # nothing to judge yet vs nothing owed at all
 
 
 def build_completion(
@@ -138,7 +140,7 @@ def build_completion(
         ax.bar_label(bars, labels=counts, label_type="center", color=ink, fontsize=9)
         left += widths
     for i, (_, f) in enumerate(rows):
-        _note(ax, rate_text(f.rate), (left[i], i), (6, 0), va="center", fontsize=10, color=INK)
+        _note(ax, rate_text(f), (left[i], i), (6, 0), va="center", fontsize=10, color=INK)
     ax.set_xlim(0, max(max(totals), 1) * 1.28)  # room for the rate label
     ax.set_yticks(y, [shorten(name, 16) for name, _ in rows])
     ax.invert_yaxis()
