@@ -225,6 +225,9 @@ def _channel_public(channel: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_CHUNK = 10_000
+
+
 async def _replace(ctx: _Ctx, entity: str, key: str, before: Any, after: Any) -> bool:
     if before == after:
         return False
@@ -267,7 +270,11 @@ async def _identities(ctx: _Ctx, d: Deployment, people: dict[str, Person]) -> No
     )
     if not await _replace(ctx, "identity", "*", have, want):
         return
-    await ctx.session.execute(delete(Identity).where(Identity.person_id.in_(list(pid))))
+    ids = list(pid)
+    for i in range(0, len(ids), _CHUNK):  # PostgreSQL binds at most 32,767 parameters
+        await ctx.session.execute(
+            delete(Identity).where(Identity.person_id.in_(ids[i : i + _CHUNK]))
+        )
     await ctx.session.flush()
     ctx.session.add_all(
         Identity(person_id=people[k].id, platform=pf, user_id=u) for k, pf, u in want
