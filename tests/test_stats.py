@@ -28,6 +28,7 @@ from bot.models import (
     TaskInstance,
     Unit,
 )
+from bot.outbox import message_from_json
 from bot.render import Renderer
 from bot.sync import sync
 from jobs import monthly_report
@@ -219,6 +220,7 @@ async def apply(s: AsyncSession, instances: dict[int, TaskInstance], admin: int)
                 now=when,
                 actor="test",
             )
+            await s.flush()  # record() leaves the insert to the commit; the id is needed now
             last[number] = done.checkin.id
         elif action == "withdraw":
             assert await checkins.withdraw(s, inst, now=when, actor="test") is not None
@@ -316,7 +318,7 @@ async def test_month_per_unit_community_and_committee(db: Database, tmp_path: Pa
         problems_open=1,
     )
     assert numbers(none) == NOV["戊局"]
-    assert (c1.rate, c2.rate) == (1 / 7, 1 / 3)
+    assert (c1.rate, c2.rate) == (1 / 5, 1 / 3)  # the two not yet due are not judged
     total = Figures()
     for f in (c1, c2, none):
         total.add(f)
@@ -336,7 +338,7 @@ async def test_month_per_unit_community_and_committee(db: Database, tmp_path: Pa
             problems_open=2,
         )
     )
-    assert r.committee.rate == 2 / 11 and r.committee.avg_days_late == 7 / 4
+    assert r.committee.rate == 2 / 9 and r.committee.avg_days_late == 7 / 4
 
 
 async def test_quarter_and_year(db: Database, tmp_path: Path) -> None:
@@ -493,7 +495,12 @@ async def test_monthly_report_goes_to_the_admins_once(db: Database, tmp_path: Pa
         posts = (
             await s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "monthly_report"))
         ).all()
-    assert [p.channel for p in posts] == ["g_admins"]  # no community group before 发布
+    # The draft, then its second chart: no community group before 发布.
+    assert [p.channel for p in posts] == ["g_admins", "g_admins"]
+    draft, second = (message_from_json(p.body) for p in posts)
+    assert draft.image is not None and draft.image.startswith(b"\x89PNG")  # by community
+    assert second.image is not None and second.image.startswith(b"\x89PNG")  # the trend
+    assert second.body == "2026年11月督办月报（图2）" and second.image != draft.image
     text = posts[0].body["body"]
     assert text.startswith("### 2026年11月督办月报（待发布）")
     # By December the two not yet due on the 28th are overdue too.
