@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.bulk import insert_rows
 from bot.db import claim
 from bot.deployment import Loaded
 from bot.deployment.schema import Group
@@ -134,16 +134,19 @@ async def enqueue_many(session: AsyncSession, items: Sequence[Queued], *, now: d
     """``enqueue`` for many messages, in order, in a few statements instead of one each: a
     job that posts thousands of times must not make thousands of round trips. A key that is
     queued already is skipped, as ``enqueue`` skips it."""
-    if not items:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    # executemany of one statement: SQLAlchemy sends the rows as multi-row VALUES batches.
-    stmt = insert(OutboxMessage).on_conflict_do_nothing()
-    await session.execute(stmt, [_row(item, now) for item in items])
+    rows = (tuple(_row(item, now).values()) for item in items)
+    table = cast(Table, OutboxMessage.__table__)
+    await insert_rows(session, table, _ROW_COLUMNS, rows, skip_existing=True)
+
+
+_ROW_COLUMNS = (
+    "dedupe_key", "kind", "platform", "chat_id", "channel", "group_key", "route", "body",
+    "mergeable", "status", "attempts", "sent_parts", "next_attempt_at", "created_at",
+)  # fmt: skip
 
 
 def _row(item: Queued, now: datetime) -> dict[str, Any]:
+    """The row's values, in the order of ``_ROW_COLUMNS``."""
     to = item.to
     route = None
     if to.group_key is None:

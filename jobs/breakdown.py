@@ -12,7 +12,7 @@ from bot.ledger.breakdown import breakdown
 from bot.ledger.instances import materialise
 from bot.messages import Outbound
 from bot.models import ChatGroup, Community, CommunityMember, Unit
-from bot.outbox import enqueue, group_target
+from bot.outbox import Queued, enqueue, enqueue_many, group_target
 from bot.workdays import load_calendar
 from jobs.env import JobEnv
 from jobs.runs import LATE_AFTER, claim_occurrence, record_detail
@@ -60,6 +60,7 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
         )
         title = f"{month.label}任务分解"
         summary = []
+        posts: list[Queued] = []
         for cid, name, group_key in communities:
             mine = items.get(cid, [])
             summary.append(
@@ -67,7 +68,7 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
                     "name": name,
                     "units": sizes.get(cid, 0),
                     "tasks": len(mine),
-                    "instances": sum(len(i.units) for i in mine),
+                    "instances": sum(i.count for i in mine),
                 }
             )
             group = groups.get(group_key or "")
@@ -81,14 +82,15 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
                 lead=leads.get(cid, ""),
                 late=late,
             )
-            await enqueue(
-                s,
-                Outbound(body, title=title),
-                to=group_target(group),
-                kind=JOB,
-                dedupe_key=f"{JOB}:{month.key}:{group.id}",
-                now=now,
+            posts.append(
+                Queued(
+                    Outbound(body, title=title),
+                    group_target(group),
+                    kind=JOB,
+                    dedupe_key=f"{JOB}:{month.key}:{group.id}",
+                )
             )
+        await enqueue_many(s, posts, now=now)
         admin = groups.get(env.deployment.spec.committee.admin_group or "")
         if admin is not None:
             body = env.renderer.render(

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot import audit
 from bot.ledger.due import past_due
 from bot.messages import Outbound
-from bot.models import CheckIn
+from bot.models import CheckIn, TaskInstance
 from bot.outbox import enqueue, group_target
 from bot.workdays import load_calendar
 from jobs.env import JobEnv
@@ -32,19 +32,24 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
             await record_detail(s, JOB, occurrence, "not a working day")
             return True
         rows = await past_due(s, now)
-        for r in rows:
-            before = r.instance.status
-            r.instance.status, r.instance.updated_at = "overdue", now
-            audit.record(
-                s,
-                at=now,
-                actor="job:inspect",
-                action="instance.overdue",
-                entity="instance",
-                key=str(r.instance.id),
-                before={"status": before},
-                after={"status": "overdue"},
+        # Set-based: the day after a deadline a province has thousands of these.
+        was = {r.instance.id: r.instance.status for r in rows}
+        ids = list(was)
+        for i in range(0, len(ids), 5000):  # within every backend's parameter limit
+            await s.execute(
+                update(TaskInstance)
+                .where(TaskInstance.id.in_(ids[i : i + 5000]))
+                .values(status="overdue", updated_at=now)
+                .execution_options(synchronize_session=False)
             )
+        await audit.record_many(
+            s,
+            at=now,
+            actor="job:inspect",
+            action="instance.overdue",
+            entity="instance",
+            changes=[(str(i), {"status": was[i]}, {"status": "overdue"}) for i in ids],
+        )
         waiting = (
             await s.scalar(
                 select(func.count()).select_from(CheckIn).where(CheckIn.status == "submitted")

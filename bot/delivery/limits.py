@@ -100,19 +100,29 @@ class RollingLimiter:
             if hits and hits[-1] == now:
                 hits.pop()
 
-    def settle(self, key: str, limit: int, cost: int, charged: datetime, now: datetime) -> None:
-        """The requests of a ``take`` at ``charged`` had all been made by ``now``: count them
-        from ``now``. The platform's window runs from each request, and a post of many parts
-        (or a slow platform) sends its last one seconds after the claim; counted from the
-        claim, the window would free early and the next post would meet 45009/130101."""
-        if now <= charged:
+    def settle(
+        self,
+        key: str,
+        limit: int,
+        cost: int,
+        charged: datetime,
+        now: datetime,
+        made: int | None = None,
+    ) -> None:
+        """The requests of a ``take`` at ``charged`` had been made by ``now``: count them from
+        ``now``. The platform's window runs from each request, and a post of many parts (or a
+        slow platform) sends its last one seconds after the claim; counted from the claim, the
+        window would free early and the next post would meet 45009/130101. ``made``: how many
+        requests there really were, when known (a send that failed part-way); the rest of the
+        charge is given back."""
+        if now < charged:
             return
         hits, moved = self._hits[key], 0
         for _ in range(max(1, min(cost, limit))):
             if hits and hits[-1] == charged:
                 hits.pop()
                 moved += 1
-        hits.extend([now] * moved)
+        hits.extend([now] * (moved if made is None else min(moved, max(made, 0))))
 
     def free_at(self, key: str, limit: int, cost: int, now: datetime) -> datetime:
         """When ``cost`` requests will fit (now, if they fit already)."""

@@ -27,19 +27,19 @@ import os
 import random
 import socket
 import time
-from collections import deque
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.adapters.base import DeliveryError
+from bot.adapters.outbound import PartDeliveryError
 from bot.clock import Clock
 from bot.db import Database
 from bot.delivery import claims
 from bot.delivery.coalesce import how_many_fit, merge
+from bot.delivery.lanes import Heads
 from bot.delivery.limits import RollingLimiter, part_budget, requests_for
 from bot.delivery.outcomes import Backoff, Batch, Recorder
 from bot.delivery.resolve import Unroutable, resolve
@@ -91,10 +91,9 @@ class DeliveryWorker:
         )
         self._served: dict[tuple[str, str], int] = {}  # lane → when last served
         self._turn = itertools.count()
-        # The lanes' heads from the last look, fairest first, used up before looking again:
-        # with thousands of lanes a look per claim would read every head for every message.
-        self._heads: deque[OutboxMessage] = deque()
+        self._heads = Heads()  # looked up, not yet tried
         self._charged: dict[int, tuple[int, datetime]] = {}  # head id → (cost, when) in flight
+        self._parts: dict[int, int] = {}  # head id → its parts, as the sender counted them
         self._wake = asyncio.Event()
         self._wake_at: datetime | None = None
         self._stopping = False
@@ -143,7 +142,9 @@ class DeliveryWorker:
             self._wake.clear()
             batches = []
             free = self.concurrency - len(self._inflight)
-            if free > 0:
+            # A claim is a transaction: with thousands of lanes queued, one per finished send
+            # would cost more than the sends. Claim when half the slots are free.
+            if free > 0 and (free >= (self.concurrency + 1) // 2 or not self._inflight):
                 try:
                     batches = await self._claim(free)
                 except Exception:  # the database is away: try again after a pause
@@ -216,15 +217,18 @@ class DeliveryWorker:
                     heads = [h for h in await claims.lane_heads(session, now) if h.id not in looked]
                     if not heads:
                         break
-                    heads.sort(key=lambda h: (self._served.get((h.platform, h.chat_id), -1), h.id))
-                    self._heads.extend(heads)
-                head = self._heads.popleft()
-                if head.id in looked or not await _still_lane_head(session, head):
-                    continue
-                looked.add(head.id)
-                batch = await self._claim_lane(session, head, now, found)
-                if batch is not None:
-                    batches.append(batch)
+                    self._heads.remember(heads, lambda lane: self._served.get(lane, -1))
+                ready = await self._heads.next(session, limit)
+                for i, head in enumerate(ready):
+                    if head.id in looked:
+                        continue
+                    looked.add(head.id)
+                    batch = await self._claim_lane(session, head, now, found)
+                    if batch is not None:
+                        batches.append(batch)
+                        if len(batches) == limit:
+                            self._heads.put_back(ready[i + 1 :])
+                            break
             if (retry := await claims.next_retry(session, now)) is not None:
                 found.wake_at.append(retry)
         self._wake_at = min(found.wake_at, default=None)
@@ -251,7 +255,9 @@ class DeliveryWorker:
         post = merge([message, *(m for _, m in joined)])
         cost = 0
         if route.rate_key is not None:
-            cost = requests_for(post, route.destination.channel_type) - head.sent_parts
+            # Once an attempt has failed part-way, the sender has said how many parts there are.
+            total = self._parts.get(head.id) or requests_for(post, route.destination.channel_type)
+            cost = total - head.sent_parts
             if not self.limiter.take(route.rate_key, route.rate_limit, cost, now):
                 found.wake_at.append(
                     self.limiter.free_at(route.rate_key, route.rate_limit, cost, now)
@@ -286,29 +292,23 @@ class DeliveryWorker:
             self.metrics.send_seconds.labels(platform=batch.route.destination.platform).observe(
                 elapsed
             )
+            made = None  # requests really made: known when a part failed
+            self._parts.pop(batch.head.id, None)
+            if isinstance(error, PartDeliveryError):
+                made = error.sent_parts - batch.head.sent_parts + 1 if error.total_parts else 0
+                if error.total_parts:
+                    self._parts[batch.head.id] = error.total_parts
             charged, key = self._charged.pop(batch.head.id, None), batch.route.rate_key
             if charged is not None and key is not None:
                 cost, at = charged
-                self.limiter.settle(key, batch.route.rate_limit, cost, at, self.clock.now())
+                route = batch.route
+                self.limiter.settle(key, route.rate_limit, cost, at, self.clock.now(), made)
         return await self.recorder.record(batch, error, self.clock.now())
 
     async def _refresh_depth(self) -> None:
         async with self.db.begin() as session:
             counts = await depth(session)
         self.metrics.set_depth(counts)
-
-
-async def _still_lane_head(session: AsyncSession, head: OutboxMessage) -> bool:
-    """Still the oldest live row of its lane (an admin may have re-queued an older one since
-    it was looked up: that one goes first)."""
-    oldest = await session.scalar(
-        select(func.min(OutboxMessage.id)).where(
-            OutboxMessage.platform == head.platform,
-            OutboxMessage.chat_id == head.chat_id,
-            OutboxMessage.status.in_(claims.LIVE),
-        )
-    )
-    return bool(oldest == head.id)
 
 
 def _readable(rows: list[OutboxMessage]) -> list[tuple[OutboxMessage, Outbound]]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import SHANGHAI
@@ -23,7 +24,10 @@ class Item:
     owners: str  # all, leads, named
     evidence: str
     due: date
-    units: list[str] = field(default_factory=list)  # short names of the units that owe it
+    count: int = 0  # units that owe it
+    # Their short names, for tasks of named units (the others go to all units or all leads,
+    # and the post does not list them: a province's month would be 700,000 names).
+    units: list[str] = field(default_factory=list)
 
 
 def _bounds(month: Period) -> tuple[datetime, datetime]:
@@ -47,27 +51,44 @@ async def breakdown(session: AsyncSession, month: Period) -> dict[int, list[Item
         shown.append(TaskInstance.period == quarter_key)
     if month.index == 1:
         shown.append(TaskInstance.period == year_key)
-    rows = (
-        await session.execute(
-            select(CommunityMember.community_id, Unit.short_name, PlanTask, TaskInstance.due_at)
+    where = (
+        Unit.active,
+        TaskInstance.status != "excused",
+        TaskInstance.period.in_((month_key, quarter_key, year_key)),
+        or_(*shown) if len(shown) > 1 else and_(*shown),
+    )
+
+    def owing(*columns: Any) -> Select[Any]:
+        return (
+            select(*columns)
             .join(Unit, Unit.id == CommunityMember.unit_id)
             .join(TaskInstance, TaskInstance.unit_id == Unit.id)
             .join(PlanTask, PlanTask.id == TaskInstance.task_id)
-            .where(
-                Unit.active,
-                TaskInstance.status != "excused",
-                TaskInstance.period.in_((month_key, quarter_key, year_key)),
-                or_(*shown) if len(shown) > 1 else and_(*shown),
-            )
-            .order_by(TaskInstance.due_at, PlanTask.id, CommunityMember.is_lead.desc(), Unit.id)
+            .where(*where)
+        )
+
+    first_due = func.min(TaskInstance.due_at)
+    counted = (
+        await session.execute(
+            owing(
+                CommunityMember.community_id, TaskInstance.task_id, first_due, func.count()
+            ).group_by(CommunityMember.community_id, TaskInstance.task_id)
         )
     ).all()
+    tasks = {t.id: t for t in (await session.scalars(select(PlanTask))).all()}
     items: dict[int, dict[int, Item]] = defaultdict(dict)
-    for community_id, short, task, due_at in rows:
-        item = items[community_id].get(task.id)
-        if item is None:
-            due = due_at.astimezone(SHANGHAI).date()
-            item = Item(task.id, task.title, task.cadence, task.owners, task.evidence, due)
-            items[community_id][task.id] = item
-        item.units.append(short)
+    # Earliest deadline first, as each community's posts list them.
+    for community_id, task_id, due_at, count in sorted(counted, key=lambda r: (r[2], r[1])):
+        task = tasks[task_id]
+        due = due_at.astimezone(SHANGHAI).date()
+        items[community_id][task_id] = Item(
+            task.id, task.title, task.cadence, task.owners, task.evidence, due, count
+        )
+    named = await session.execute(
+        owing(CommunityMember.community_id, TaskInstance.task_id, Unit.short_name)
+        .where(PlanTask.owners == "named")
+        .order_by(TaskInstance.due_at, PlanTask.id, CommunityMember.is_lead.desc(), Unit.id)
+    )
+    for community_id, task_id, short in named:
+        items[community_id][task_id].units.append(short)
     return {cid: list(by_task.values()) for cid, by_task in items.items()}

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import SHANGHAI
-from bot.models import ChatGroup, Community, CommunityMember, PlanTask, TaskInstance, Unit
+from bot.models import (
+    ChatGroup,
+    Community,
+    CommunityMember,
+    Escalation,
+    PlanTask,
+    TaskInstance,
+    Unit,
+)
 
 OPEN = ("pending", "returned")  # not reported, or reported and sent back
 
@@ -42,8 +51,44 @@ async def past_due(session: AsyncSession, now: datetime) -> list[Row]:
     return await _rows(session, TaskInstance.status.in_(OPEN), TaskInstance.due_at < now)
 
 
-async def overdue(session: AsyncSession) -> list[Row]:
-    return await _rows(session, TaskInstance.status == "overdue")
+async def overdue(
+    session: AsyncSession, *, steps_due: Mapping[int, datetime | None] | None = None
+) -> list[Row]:
+    """Overdue instances. With ``steps_due`` ({督办 step: the latest deadline late enough for
+    it, None when every overdue instance is}), only those with a step reached and not yet
+    taken: a province has tens of thousands overdue, and most have climbed as far as they can
+    for now."""
+    where = [TaskInstance.status == "overdue"]
+    if steps_due is not None:
+
+        def untaken(step: int) -> ColumnElement[bool]:
+            return ~exists().where(
+                Escalation.subject == "instance",
+                Escalation.subject_id == TaskInstance.id,
+                Escalation.step == step,
+            )
+
+        where.append(
+            or_(
+                *(
+                    untaken(step)
+                    if last is None
+                    else and_(TaskInstance.due_at <= last, untaken(step))
+                    for step, last in steps_due.items()
+                )
+            )
+        )
+    return await _rows(session, *where)
+
+
+async def count_overdue(session: AsyncSession) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(TaskInstance)
+        .join(Unit, Unit.id == TaskInstance.unit_id)
+        .where(Unit.active, TaskInstance.status == "overdue")
+    )
+    return int(await session.scalar(stmt) or 0)
 
 
 async def _rows(session: AsyncSession, *where: object) -> list[Row]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
@@ -36,6 +38,30 @@ def late_workdays(calendar: WorkCalendar, due: date, today: date) -> int:
     return max(0, calendar.workdays_between(due, today))
 
 
+def reached_by(calendar: WorkCalendar, today: date, n: int) -> date:
+    """The latest deadline at least ``n`` working days late today (``late_workdays`` falls as
+    the deadline moves later, so every earlier one is too)."""
+    day, late = today, 0  # late == late_workdays(calendar, day, today) at each turn
+    while late < n:
+        late += calendar.is_workday(day)
+        day -= timedelta(days=1)
+    return day
+
+
+def lateness(calendar: WorkCalendar, today: date) -> Callable[[date], int]:
+    """``late_workdays`` against ``today`` for many deadlines. Counting walks every day since
+    the deadline, and a province has tens of thousands of overdue cases sharing a few hundred
+    deadlines: each distinct deadline is counted once."""
+    known: dict[date, int] = {}
+
+    def late(due: date) -> int:
+        if due not in known:
+            known[due] = late_workdays(calendar, due, today)
+        return known[due]
+
+    return late
+
+
 async def take_step(
     session: AsyncSession, subject: str, subject_id: int, step: int, now: datetime
 ) -> bool:
@@ -45,6 +71,25 @@ async def take_step(
         Escalation.__table__,
         {"subject": subject, "subject_id": subject_id, "step": step, "taken_at": now},
     )
+
+
+async def take_steps(
+    session: AsyncSession, steps: Sequence[tuple[str, int, int]], now: datetime
+) -> set[tuple[str, int, int]]:
+    """``take_step`` for many (subject, id, step) at once; the ones this call recorded."""
+    if not steps:
+        return set()
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # One statement, run for every row in multi-row batches; a step taken before is skipped
+    # and so is missing from what comes back.
+    stmt = (
+        insert(Escalation)
+        .on_conflict_do_nothing()
+        .returning(Escalation.subject, Escalation.subject_id, Escalation.step)
+    )
+    rows = [{"subject": a, "subject_id": b, "step": c, "taken_at": now} for a, b, c in steps]
+    result = await session.execute(stmt, rows)
+    return {(str(a), int(b), int(c)) for a, b, c in result}
 
 
 async def steps_taken(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from typing import cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.bulk import insert_rows
 from bot.clock import SHANGHAI
 from bot.duerules import DueRule, Period, parse_due_rule, weekday_is_workday
 from bot.models import CommunityMember, PlanTask, PlanTaskUnit, TaskInstance, Unit
@@ -32,11 +35,13 @@ def view_periods(month: Period) -> tuple[str, str, str]:
 
 
 @dataclass(frozen=True, slots=True)
-class Owed:
+class Owing:
+    """One task's instances for one period: the units that owe it, all due the same day."""
+
     task_id: int
-    unit_id: int
     period: str
     due: date
+    units: list[int]
 
 
 async def materialise(
@@ -52,22 +57,16 @@ async def materialise(
     one-off tasks due in it; none whose deadline fell before the month began. Idempotent: a
     second call creates nothing.
     """
-    owed = await _owed(session, month, is_workday)
-    if not owed:
+    owing = await _owed(session, month, is_workday)
+    if not any(o.units for o in owing):
         return 0
-    periods = {o.period for o in owed}
-    existing = set(
-        (
-            await session.execute(
-                select(TaskInstance.task_id, TaskInstance.unit_id, TaskInstance.period).where(
-                    TaskInstance.period.in_(periods)
-                )
-            )
-        ).all()
-    )
-    fresh = [o for o in owed if (o.task_id, o.unit_id, o.period) not in existing]
-    if not fresh:
-        return 0
+    have: dict[tuple[int, str], set[int]] = defaultdict(set)
+    for task_id, unit_id, period in await session.execute(
+        select(TaskInstance.task_id, TaskInstance.unit_id, TaskInstance.period).where(
+            TaskInstance.period.in_({o.period for o in owing})
+        )
+    ):
+        have[(task_id, period)].add(unit_id)
     numbers = dict(
         (
             await session.execute(
@@ -77,26 +76,24 @@ async def materialise(
             )
         ).all()
     )
-    rows = []
-    for o in sorted(fresh, key=lambda o: (o.unit_id, o.due, o.task_id)):
-        numbers[o.unit_id] = numbers.get(o.unit_id, 0) + 1
-        rows.append(
-            {
-                "task_id": o.task_id,
-                "unit_id": o.unit_id,
-                "period": o.period,
-                "no": numbers[o.unit_id],
-                "due_at": due_at(o.due),
-                "status": "pending",
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    await session.execute(insert(TaskInstance), rows)
-    return len(rows)
+
+    # Task by task in deadline order, so each unit's new numbers follow its deadlines. A
+    # province's month is 700,000 instances: they stream to the database as they are made.
+    def rows() -> Iterator[tuple[object, ...]]:
+        for o in sorted(owing, key=lambda o: (o.due, o.task_id)):
+            done, deadline = have.get((o.task_id, o.period), set()), due_at(o.due)
+            for unit in o.units:
+                if unit not in done:
+                    numbers[unit] = no = numbers.get(unit, 0) + 1
+                    yield (o.task_id, unit, o.period, no, deadline, "pending", now, now)
+
+    return await insert_rows(session, cast(Table, TaskInstance.__table__), _COLUMNS, rows())
 
 
-async def _owed(session: AsyncSession, month: Period, is_workday: IsWorkday) -> list[Owed]:
+_COLUMNS = ("task_id", "unit_id", "period", "no", "due_at", "status", "created_at", "updated_at")
+
+
+async def _owed(session: AsyncSession, month: Period, is_workday: IsWorkday) -> list[Owing]:
     tasks = (await session.scalars(select(PlanTask).where(PlanTask.active))).all()
     units = list((await session.scalars(select(Unit.id).where(Unit.active))).all())
     active = set(units)
@@ -110,7 +107,7 @@ async def _owed(session: AsyncSession, month: Period, is_workday: IsWorkday) -> 
         select(PlanTaskUnit.task_id, PlanTaskUnit.unit_id)
     ):
         named.setdefault(task_id, []).append(unit_id)
-    owed: list[Owed] = []
+    owed: list[Owing] = []
     for task in tasks:
         rule = parse_due_rule(task.due_rule)
         period = _period_for(rule, month)
@@ -121,8 +118,12 @@ async def _owed(session: AsyncSession, month: Period, is_workday: IsWorkday) -> 
             # Due before this month began: a deployment that starts mid-year does not inherit
             # the year's past deadlines as overdue work.
             continue
-        owners = {"all": units, "leads": leads}.get(task.owners, named.get(task.id, []))
-        owed.extend(Owed(task.id, u, period.key, due) for u in owners if u in active)
+        if task.owners == "all":
+            owners = units  # the active units already
+        else:
+            mine = leads if task.owners == "leads" else named.get(task.id, [])
+            owners = [u for u in mine if u in active]
+        owed.append(Owing(task.id, period.key, due, owners))
     return owed
 
 

@@ -86,7 +86,9 @@ class TaskInstance(Base):
         UniqueConstraint("task_id", "unit_id", "period"),
         UniqueConstraint("unit_id", "no"),
         CheckConstraint(f"status IN {INSTANCE_STATES}", name="status"),
-        Index("ix_task_instances_unit_period", "unit_id", "period"),
+        # Period first: a unit's month (period IN (month, quarter, year) AND unit) and a
+        # month across all units (the breakdown) both use it; unit_id alone uses (unit_id, no).
+        Index("ix_task_instances_period_unit", "period", "unit_id"),
         Index("ix_task_instances_status_due", "status", "due_at"),
     )
     id: Mapped[intpk]
@@ -117,7 +119,7 @@ class CheckIn(Base):
     on_behalf: Mapped[bool] = mapped_column(Boolean, default=False)
     text: Mapped[str] = mapped_column(Text)
     late: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(16), default="submitted")
+    status: Mapped[str] = mapped_column(String(16), default="submitted", index=True)
     platform: Mapped[str] = mapped_column(String(16))
     platform_msg_id: Mapped[str] = mapped_column(String(128))
     submitted_at: Mapped[datetime]

@@ -1,0 +1,105 @@
+"""Helpers the benchmarks share: a fresh database, timing, peak RSS, the machine's state.
+
+Stable on purpose (other benchmarks import it): add, do not change what is here.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as `python bench/x.py` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    """This process's resident set size now, in MiB (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def load_average() -> str:
+    """The 1-minute load average and the core count: ``load 1.23/2``."""
+    return f"load {os.getloadavg()[0]:.2f}/{os.cpu_count()}"
+
+
+def machine() -> str:
+    """One line: cores, memory, Python, date."""
+    pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    return (
+        f"{os.cpu_count()} cores, {pages * size / 2**30:.1f} GiB RAM, "
+        f"Python {sys.version.split()[0]}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
+
+
+@contextmanager
+def timed() -> Iterator[list[float]]:
+    """``with timed() as t: …`` then ``t[0]`` is the elapsed seconds."""
+    out: list[float] = []
+    started = time.perf_counter()
+    try:
+        yield out
+    finally:
+        out.append(time.perf_counter() - started)
+
+
+def summary(samples: Sequence[float]) -> tuple[float, float]:
+    """(median, max)."""
+    return statistics.median(samples), max(samples)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+@asynccontextmanager
+async def fresh_database(url: str | None, *, keep: bool = False) -> AsyncIterator[str]:
+    """A new, empty database for one run, dropped afterwards unless ``keep``.
+
+    None: a SQLite file in a temporary directory. A PostgreSQL URL names the server to use:
+    a database ``duban_bench_<random>`` is created on it (the URL's own database is only
+    connected to, for the CREATE and the DROP).
+    """
+    if url is None or url.startswith("sqlite"):
+        if url is not None:
+            yield url
+            return
+        with tempfile.TemporaryDirectory(prefix="duban-bench-") as tmp:
+            yield f"sqlite+aiosqlite:///{tmp}/bench.db"
+        return
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    name = f"duban_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            if not keep:
+                async with admin.connect() as conn:
+                    await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+def backend(url: str) -> str:
+    return "PostgreSQL" if url.startswith("postgresql") else "SQLite"

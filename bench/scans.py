@@ -1,0 +1,257 @@
+"""Benchmark 3, scans: 督办, 督查 and a unit's 本月任务 over 1,000,000 task instances.
+
+    python bench/scans.py [--database URL] [--instances 1000000] [--days 5] [--probes 200]
+
+Generates and applies the province (bench/province.py), bulk-loads the ledger
+(bench/scans_data.py: executemany on SQLite, COPY on PostgreSQL), then, on each of ``--days``
+consecutive working days from the first one after the 25th of this month, runs the real jobs
+as scheduled: 督办 (jobs.supervise) at 9:30 and 督查 (jobs.inspect) at 17:30 — targets ≤ 2 s
+each. Between days 88% of what falls due is reported (bench/scans_data.py); before the runs
+the database is put at rest (SQLite checkpointed, PostgreSQL vacuumed and analysed).
+Then 本月任务 for ``--probes`` units: the ledger query the handler makes
+(bot.ledger.instances.unit_instances) and the whole command through the Dispatcher
+(who-is lookup, query, render, reply queued, commit) — target ≤ 20 ms.
+Baseline: ``SELECT count(*) FROM task_instances`` in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import (
+    backend,
+    current_rss_mb,
+    fresh_database,
+    load_average,
+    machine,
+    ms,
+    peak_rss_mb,
+    summary,
+    timed,
+)
+from bench._copy import apply_or_copy
+from bench.province import Shape, write_config
+
+
+def _days(calendar: object, start: date, n: int) -> list[date]:
+    out, day = [], start
+    while len(out) < n:
+        if calendar.is_workday(day):  # type: ignore[attr-defined]
+            out.append(day)
+        day += timedelta(days=1)
+    return out
+
+
+async def run(args: argparse.Namespace) -> None:
+    from bot import schema
+    from bot.clock import SHANGHAI, FixedClock
+    from bot.db import Database
+    from bot.deployment import load
+
+    shape = Shape(args.units, args.per_community, args.members_per_unit)
+    print(f"# scans: {machine()}")
+    with tempfile.TemporaryDirectory(prefix="duban-province-") as tmp:
+        conf = write_config(
+            Path(tmp) / "conf",
+            units=shape.units,
+            per_community=shape.per_community,
+            members_per_unit=shape.members_per_unit,
+        )
+        with timed() as t:
+            loaded = load(conf, env={})
+        print(
+            f"province: {shape.units} units; config load {t[0]:.1f} s "
+            f"({load_average()}, peak RSS {peak_rss_mb():.0f} MB)"
+        )
+    async with fresh_database(args.database) as url:
+        print(f"database: {backend(url)}")
+        db = Database(url)
+        try:
+            await schema.upgrade(db.engine)
+            clock = FixedClock(datetime.now(SHANGHAI))
+            with timed() as t:
+                applied = await apply_or_copy(db, loaded, clock)
+            print(f"config apply: {t[0]:.1f} s ({load_average()}) — {applied}")
+            await measure(args, db, loaded)
+        finally:
+            await db.dispose()
+    print(f"RSS at the end {current_rss_mb():.0f} MB; peak RSS: {peak_rss_mb():.0f} MB")
+
+
+async def measure(args: argparse.Namespace, db: Any, loaded: Any) -> None:
+    """Load the ledger into ``db`` (configuration applied) and time the jobs and 本月任务."""
+    from sqlalchemy import func, select
+
+    from bench.scans_data import at_rest, reports_arrive, seed
+    from bot.clock import SHANGHAI, FixedClock
+    from bot.ledger.escalation import Ladder
+    from bot.models import JobRun, TaskInstance
+    from bot.render import Renderer
+    from bot.workdays import load_calendar
+    from jobs.env import JobEnv
+    from jobs.registry import BY_NAME
+
+    today = datetime.now(SHANGHAI).date()
+    async with db.begin() as s:
+        calendar = await load_calendar(s)
+    days = _days(calendar, today.replace(day=26), args.days)
+    clock = FixedClock(datetime.combine(days[0], dtime(8, 0), SHANGHAI))
+    cycle = loaded.spec.cycle
+    ladder = Ladder(cycle.escalate_to_secretary_workdays, cycle.escalate_to_admins_workdays)
+    async with db.begin() as s:
+        present = await s.scalar(select(func.count()).select_from(TaskInstance))
+    if present:  # a database prepared earlier (to profile): use it as it is
+        print(f"ledger: {present} instances already there")
+    else:
+        with timed() as t:
+            seeded = await seed(db, args.instances, days[0], ladder)
+        print(
+            f"ledger: {seeded.instances} instances {seeded.statuses}, "
+            f"{seeded.checkins} check-ins, {seeded.escalations} escalation steps, "
+            f"{seeded.negative} negative-list entries; loaded in {t[0]:.1f} s "
+            f"({seeded.instances / t[0]:.0f} instances/s)"
+        )
+    await at_rest(db)
+    counts = []
+    for _ in range(5):
+        async with db.begin() as s:
+            with timed() as t:
+                await s.scalar(select(func.count()).select_from(TaskInstance))
+        counts.append(t[0])
+    base, _ = summary(counts)
+    print(f"baseline SELECT count(*) FROM task_instances: median {ms(base)} ({load_average()})")
+    env = JobEnv(db, loaded, clock, Renderer.for_config(loaded.root))
+    timings: dict[str, list[float]] = {"supervise": [], "inspect": []}
+    print(f"{'day':<12}{'job':<11}{'time':>10}{'× count(*)':>12}  work done")
+    for day in days:
+        if day != days[0]:
+            came = await reports_arrive(db, days[0], datetime.combine(day, dtime(17, 30), SHANGHAI))
+            if came:
+                print(
+                    f"{day.isoformat():<12}(between days: {came} reports arrive and are accepted)"
+                )
+        for name, at in (("supervise", dtime(9, 30)), ("inspect", dtime(17, 30))):
+            occurrence = datetime.combine(day, at, SHANGHAI)
+            clock.at = occurrence
+            with timed() as t:
+                ran = await BY_NAME[name].run(env, occurrence)  # type: ignore[misc]
+            assert ran, f"{name} {occurrence} did not run"
+            async with db.begin() as s:
+                detail = await s.scalar(
+                    select(JobRun.detail).where(JobRun.job == name, JobRun.occurrence == occurrence)
+                )
+            timings[name].append(t[0])
+            print(
+                f"{day.isoformat():<12}{name:<11}{t[0]:>9.2f}s{t[0] / base:>11.0f}×  "
+                f"{detail} ({load_average()})"
+            )
+    for name, samples in timings.items():
+        median, worst = summary(samples)
+        verdict = "OK" if worst <= 2 else "MISSED"
+        print(f"{name}: median {median:.2f} s, max {worst:.2f} s [target ≤ 2 s: {verdict}]")
+    await tasks_probes(args, db, loaded, clock, days[0], base)
+    print(f"RSS now {current_rss_mb():.0f} MB, peak so far {peak_rss_mb():.0f} MB")
+
+
+async def tasks_probes(
+    args: argparse.Namespace, db: object, loaded: object, clock: object, day: date, base: float
+) -> None:
+    from sqlalchemy import select
+
+    from bot.clock import SHANGHAI
+    from bot.duerules import Period
+    from bot.ledger.instances import unit_instances
+    from bot.messages import ChatRef, Inbound
+    from bot.models import Identity, Person, Role
+    from bot.render import Renderer
+    from bot.routing import Dispatcher, outbox_poster
+    from handlers import build_router
+
+    rng = random.Random(7)
+    clock.at = datetime.combine(day, dtime(10, 0), SHANGHAI)  # type: ignore[attr-defined]
+    month = Period.containing("monthly", day)
+    async with db.begin() as s:  # type: ignore[attr-defined]
+        liaisons = (
+            await s.execute(
+                select(Role.unit_id, Identity.platform, Identity.user_id, Person.name)
+                .join(Identity, Identity.person_id == Role.person_id)
+                .join(Person, Person.id == Role.person_id)
+                .where(Role.role == "liaison")
+            )
+        ).all()
+    picks = rng.sample(liaisons, min(args.probes, len(liaisons)))
+    sizes, query = [], []
+    for unit_id, *_ in picks:
+        async with db.begin() as s:  # type: ignore[attr-defined]
+            with timed() as t:
+                found = await unit_instances(s, unit_id, month)
+        query.append(t[0])
+        sizes.append(len(found))
+    median, worst = summary(query)
+    verdict = "OK" if worst <= 0.02 else "MISSED"
+    print(
+        f"本月任务 ledger query (unit_instances), {len(picks)} units, "
+        f"{min(sizes)}–{max(sizes)} rows each: median {ms(median)}, max {ms(worst)} "
+        f"[target ≤ 20 ms: {verdict}] ({median / base:.2f}× count(*))"
+    )
+    renderer = Renderer.for_config(loaded.root)  # type: ignore[attr-defined]
+    dispatch = Dispatcher(
+        build_router(),
+        db,
+        loaded,
+        renderer,
+        clock,
+        outbox_poster(loaded, clock),  # type: ignore[arg-type]
+    )
+    whole = []
+    for n, (_, platform, user_id, name) in enumerate(picks):
+        msg = Inbound(
+            platform=platform,
+            event_id=f"bench-tasks-{n}",
+            chat=ChatRef(platform, user_id, is_group=False),
+            sender_id=user_id,
+            sender_name=name,
+            text="本月任务",
+            received_at=clock.now(),  # type: ignore[attr-defined]
+            source="dingtalk_http" if platform == "dingtalk" else "wecom_app",
+        )
+        with timed() as t:
+            await dispatch(msg)
+        whole.append(t[0])
+    median, worst = summary(whole)
+    verdict = "OK" if worst <= 0.02 else "MISSED"
+    print(
+        f"本月任务 whole command (Dispatcher: who-is, query, render, reply queued, commit): "
+        f"median {ms(median)}, max {ms(worst)} [target ≤ 20 ms: {verdict}] ({load_average()})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database", help="SQLAlchemy URL; default a temporary SQLite file")
+    parser.add_argument("--units", type=int, default=20000)
+    parser.add_argument("--per-community", type=int, default=8)
+    parser.add_argument("--members-per-unit", type=int, default=10)
+    parser.add_argument("--instances", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=5)
+    parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="stop after loading (with --database, to profile)",
+    )
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

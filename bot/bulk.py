@@ -1,0 +1,80 @@
+"""Writing many rows at once, in the caller's transaction: COPY on PostgreSQL, the driver's
+own executemany on SQLite.
+
+SQLAlchemy's executemany runs every value of every row through its type processing in
+Python; a province's monthly breakdown writes some 700,000 task instances, and that alone
+took longer than the whole job may. Here each column's processing (UTC conversion of
+datetimes, say) runs once per distinct value, and the rows go to the driver as plain tuples.
+The stored values are exactly what SQLAlchemy itself would have written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+BATCH = 20_000  # rows per driver call: bounded memory for the converted tuples
+
+
+async def insert_rows(
+    session: AsyncSession,
+    table: Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    skip_existing: bool = False,
+) -> int:
+    """Insert ``rows`` (values in the order of ``columns``); the number of rows given.
+
+    ``skip_existing``: a row whose unique key is taken is left out (ON CONFLICT DO NOTHING;
+    on PostgreSQL an executemany then, as COPY cannot skip)."""
+    await session.flush()  # what the session holds goes first, as it would with insert()
+    conn = await session.connection()
+    dialect = conn.dialect  # PostgreSQL (asyncpg) or SQLite (aiosqlite), as bot.db serves
+    # The transaction must be open on the driver connection before it is used directly.
+    await conn.execute(select(1))
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    convert = [_converter(table, name, dialect) for name in columns]
+    postgres = dialect.name == "postgresql"
+    marks = (f"${i}" if postgres else "?" for i in range(1, len(columns) + 1))
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(marks)})"
+    if skip_existing:
+        sql += " ON CONFLICT DO NOTHING"
+    copy = postgres and not skip_existing
+    written, source = 0, iter(rows)
+    while chunk := list(islice(source, BATCH)):
+        # Column by column: one conversion function per column, run by map, not per cell.
+        cols: list[Iterable[Any]] = list(zip(*chunk, strict=True))
+        for i, c in enumerate(convert):
+            if c is not None:
+                cols[i] = map(c, cols[i])
+        batch = list(zip(*cols, strict=True))
+        if copy:
+            await driver.copy_records_to_table(table.name, records=batch, columns=list(columns))
+        else:
+            await driver.executemany(sql, batch)
+        written += len(batch)
+    return written
+
+
+def _converter(table: Table, name: str, dialect: Any) -> Callable[[Any], Any] | None:
+    """The column's bind processing, remembered per value (deadlines and stamps repeat)."""
+    process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return None
+    seen: dict[Any, Any] = {}
+
+    def convert(value: Any) -> Any:
+        try:
+            return seen[value]
+        except KeyError:
+            seen[value] = out = process(value)
+            return out
+        except TypeError:  # unhashable (JSON): convert every time
+            return process(value)
+
+    return convert

@@ -1,0 +1,186 @@
+"""The paths made for a province's volumes write and send exactly what the plain ones do:
+bulk inserts, many messages queued at once, the worker's remembered lane heads, and the
+rate window counted from when a post's requests were really made."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import Table, func, insert, select, text, update
+
+from bot import audit
+from bot.bulk import insert_rows
+from bot.clock import SHANGHAI, FixedClock
+from bot.db import Database
+from bot.delivery import DeliveryWorker, retry_dead
+from bot.delivery.limits import RollingLimiter
+from bot.ledger.escalation import late_workdays, reached_by
+from bot.messages import Mention, Outbound
+from bot.metrics import Metrics
+from bot.models import AuditEntry, OutboxMessage, TaskInstance
+from bot.outbox import Queued, enqueue, enqueue_many
+from bot.workdays import WorkCalendar
+from jobs import breakdown
+from jobs.env import JobEnv
+from tests.test_delivery import Rig, rigged, webhook_calls
+from tests.test_job_breakdown import DEC_1, env, expected_instances, posts  # noqa: F401
+
+AT = datetime(2026, 11, 25, 23, 59, 59, tzinfo=SHANGHAI)
+
+
+async def test_bulk_rows_read_back_as_the_orm_writes_them(db: Database) -> None:
+    cols = ("at", "actor", "action", "entity", "entity_key", "before", "after", "detail")
+    table = cast(Table, AuditEntry.__table__)
+    values = (AT, "job:x", "a.b", "instance", "7", {"status": "待办"}, None, "说明")
+    async with db.begin() as s:
+        await s.execute(insert(table), [dict(zip(cols, values, strict=True))])
+        assert await insert_rows(s, table, cols, [values, values]) == 2
+    async with db.begin() as s:
+        rows = (await s.execute(select(*(table.c[c] for c in cols)).order_by("id"))).all()
+    assert [tuple(r) for r in rows] == [values] * 3
+    async with db.begin() as s:  # stored alike too: a JSON null, not an SQL NULL
+        nulls = (await s.execute(text('SELECT "after" IS NULL FROM audit_log ORDER BY id'))).all()
+    assert len({tuple(n) for n in nulls}) == 1
+    assert rows[0].at == AT  # an aware datetime, the same instant
+
+
+async def test_record_many_is_record_for_each(db: Database) -> None:
+    now = datetime(2026, 11, 26, 17, 30, tzinfo=SHANGHAI)
+    changes = [(str(i), {"status": "pending"}, {"status": "overdue"}) for i in (3, 4)]
+    async with db.begin() as s:
+        for key, before, after in changes:
+            audit.record(
+                s, at=now, actor="job", action="x", entity="instance", key=key, before=before,
+                after=after,
+            )  # fmt: skip
+        await audit.record_many(
+            s, at=now, actor="job", action="x", entity="instance", changes=changes
+        )
+    async with db.begin() as s:
+        got = (
+            await s.execute(
+                select(
+                    AuditEntry.entity_key, AuditEntry.before, AuditEntry.after, AuditEntry.at
+                ).order_by(AuditEntry.id)
+            )
+        ).all()
+    assert got[:2] == got[2:]
+
+
+async def test_enqueue_many_queues_in_order_and_skips_known_keys(
+    db: Database, clock: FixedClock, tmp_path: Path
+) -> None:
+    from bot.outbox import Target
+
+    to = Target("wecom", "wrkA", group_key="g_a")
+    now = clock.now()
+    async with db.begin() as s:
+        await enqueue(s, Outbound("已在队列"), to=to, kind="k", dedupe_key="k:1", now=now)
+        await enqueue_many(
+            s,
+            [
+                Queued(
+                    Outbound(f"第{i}条", mentions=(Mention("甲", "u1"),)), to, "k", f"k:{i}", True
+                )
+                for i in (1, 2, 3)
+            ],
+            now=now,
+        )
+    async with db.begin() as s:
+        rows = (await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+    assert [(r.dedupe_key, r.body["body"]) for r in rows] == [
+        ("k:1", "已在队列"),
+        ("k:2", "第2条"),
+        ("k:3", "第3条"),
+    ]
+    assert rows[1].mergeable and rows[1].body["mentions"][0]["user_id"] == "u1"
+    assert rows[1].next_attempt_at == now and rows[1].group_key == "g_a"
+
+
+def test_the_window_counts_from_when_the_requests_were_made() -> None:
+    limiter, t0 = RollingLimiter(), datetime(2026, 11, 2, 9, tzinfo=SHANGHAI)
+    assert limiter.take("robot", 20, 20, t0)
+    limiter.settle("robot", 20, 20, t0, t0 + timedelta(seconds=8))  # 20 parts took 8 s
+    assert not limiter.take("robot", 20, 1, t0 + timedelta(seconds=61))
+    assert limiter.free_at("robot", 20, 1, t0 + timedelta(seconds=61)) == t0 + timedelta(seconds=68)
+    assert limiter.take("robot", 20, 1, t0 + timedelta(seconds=68))
+    # A post charged 5 whose first request failed made 1: the other 4 are given back.
+    t1 = t0 + timedelta(minutes=5)
+    assert limiter.take("bot", 5, 5, t1)
+    limiter.settle("bot", 5, 5, t1, t1 + timedelta(seconds=1), made=1)
+    assert limiter.used("bot", t1 + timedelta(seconds=1)) == 1
+
+
+async def test_a_message_requeued_behind_a_remembered_head_still_goes_first(
+    database_url: str, aiohttp_server: Any, tmp_path: Path, clock: FixedClock
+) -> None:
+    async with rigged(database_url, aiohttp_server, tmp_path, clock) as rig:
+        await _requeued_goes_first(rig)
+
+
+async def _requeued_goes_first(rig: Rig) -> None:
+    await rig.queue("g_b", "乙群 第0条")
+    async with rig.db.begin() as s:
+        await s.execute(update(OutboxMessage).values(status="dead"))
+        (old,) = (await s.scalars(select(OutboxMessage.id))).all()
+    await rig.queue("g_a", "甲群 第1条")
+    await rig.queue("g_b", "乙群 第1条")
+    worker = DeliveryWorker(
+        rig.db, rig.worker.senders, rig.deployment, rig.clock, metrics=Metrics(), concurrency=1
+    )
+    rig.wecom.delay_next(1, 0.3)  # 甲群's send is slow: 乙群's head waits, remembered
+    flushing = asyncio.create_task(worker.flush())
+    for _ in range(200):
+        async with rig.db.begin() as s:
+            sending = await s.scalar(
+                select(OutboxMessage.id).where(OutboxMessage.status == "sending")
+            )
+        if sending is not None:
+            break
+        await asyncio.sleep(0.01)
+    async with rig.db.begin() as s:  # an admin re-queues the older message meanwhile
+        assert await retry_dead(s, old, rig.clock.now()) == 1
+    await flushing
+    key_b = rig.deployment.secret(
+        next(g for g in rig.deployment.spec.groups if g.id == "g_b").channel.key
+    )
+    sent = [c.body.decode() for c in webhook_calls(rig.wecom, key_b or "")]
+    assert [("第0条" in b, "第1条" in b) for b in sent] == [(True, False), (False, True)]
+
+
+async def test_the_breakdown_names_the_units_of_named_tasks_lead_first(
+    env: JobEnv,  # noqa: F811
+) -> None:
+    assert await breakdown.run(env, DEC_1)
+    got = await posts(env.db)
+    # T59 is owed by 公安局 (c3), 教育局 and 卫健委 (c6, 教育局 its lead), 住建局 (c5).
+    assert "机关党支部标准化规范化建设达标验收（教育局、卫健委）" in got["g_c6"]
+    assert "机关党支部标准化规范化建设达标验收（公安局）" in got["g_c3"]
+    assert "达标验收" not in got["g_c1"]
+    # The summary counts each community's instances shown: December's own and those due in it.
+    start, end = datetime(2026, 12, 1, tzinfo=SHANGHAI), datetime(2027, 1, 1, tzinfo=SHANGHAI)
+    async with env.db.begin() as s:
+        shown = await s.scalar(
+            select(func.count())
+            .select_from(TaskInstance)
+            .where(
+                (TaskInstance.period == "2026-12")
+                | ((TaskInstance.due_at >= start) & (TaskInstance.due_at < end))
+            )
+        )
+    summed = sum(int(n) for n in re.findall(r"共 (\d+) 条待报送", got["g_admins"]))
+    assert summed == shown >= expected_instances(env.deployment, "2026-12")
+
+
+def test_reached_by_is_the_latest_deadline_that_late() -> None:
+    calendar = WorkCalendar.official()
+    for today in (date(2026, 10, 9), date(2026, 11, 26), date(2027, 2, 18)):  # around holidays
+        for n in (1, 3, 7, 20):
+            last = reached_by(calendar, today, n)
+            for offset in range(-60, 5):
+                due = today + timedelta(days=offset)
+                assert (late_workdays(calendar, due, today) >= n) == (due <= last), (today, n, due)
