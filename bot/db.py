@@ -45,8 +45,15 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    if make_url(url).get_backend_name() == "sqlite":
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"timeout": 30})
+        if parsed.database not in (None, "", ":memory:") and "poolclass" not in kwargs:
+            # SQLite has one writer. Connections that queue here, in the event loop, get it in
+            # turn; connections that each wait in SQLite's busy handler poll for it with sleeps
+            # of up to 100 ms, and a burst of messages then takes seconds instead of ms.
+            kwargs.setdefault("pool_size", 1)
+            kwargs.setdefault("max_overflow", 0)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

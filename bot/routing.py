@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import audit
 from bot.db import Database
 from bot.deployment import Loaded
-from bot.ledger.people import Who, whois
+from bot.ledger.people import People, Who
 from bot.messages import Inbound, Mention, Outbound
 from bot.render import Renderer
 from bot.text import closest, match_command, normalize
@@ -122,10 +122,11 @@ class Ctx:
         mentions: Sequence[Mention] = (),
         title: str = "",
         format: Literal["markdown", "text"] = "markdown",
+        image: bytes | None = None,
         **variables: Any,
     ) -> None:
         body = self.renderer.render(template, who=self.who, now=self.now, **variables)
-        self.replies.append(Outbound(body, format, title, tuple(mentions)))
+        self.replies.append(Outbound(body, format, title, tuple(mentions), image=image))
 
     def worker(self) -> Who:
         """The person, who must act for at least one unit."""
@@ -191,6 +192,7 @@ class Dispatcher:
         self.clock, self.post, self.bot_names = clock, post, tuple(bot_names)
         self.on_commit = on_commit  # wakes the delivery worker for the replies just queued
         self.services: Mapping[str, object] = services if services is not None else {}
+        self.people = People()  # person → units, remembered briefly (see People)
 
     async def __call__(self, msg: Inbound) -> None:
         try:
@@ -228,7 +230,7 @@ class Dispatcher:
                 await self.post(session, msg, ctx.replies)
 
     async def _ctx(self, msg: Inbound, text: str, session: AsyncSession) -> Ctx:
-        who = await whois(session, msg.platform, msg.sender_id)
+        who = await self.people.whois(session, msg.platform, msg.sender_id)
         return Ctx(
             msg,
             text,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bot.ledger import checkins
-from bot.ledger.instances import Listed, instance_by_no
 from bot.ledger.people import UnitRef, Who
 from bot.routing import Ctx, Router, UserError, actor_of
 from bot.text import parse_numbers
@@ -35,9 +34,11 @@ async def checkin(ctx: Ctx, args: str) -> None:
             usage=USAGE,
             example=EXAMPLE,
         )
-    done, refused = [], []
+    done, refused, titles = [], [], {}
     for no in numbers:
-        found = await _own_instance(ctx, who, no)
+        own = await _own_instance(ctx, who, no)
+        found = own.found
+        titles[found.instance.id] = found.task.title
         try:
             done.append(
                 await checkins.record(
@@ -52,13 +53,11 @@ async def checkin(ctx: Ctx, args: str) -> None:
                     msg_id=ctx.msg.event_id,
                     now=ctx.now,
                     actor=actor_of(ctx.msg, who),
+                    current=own.current,
                 )
             )
         except checkins.CheckInRefused as e:
             refused.append((found, e.reason))
-    titles = {
-        r.instance.id: (await instance_title(ctx, r.instance.unit_id, r.instance.no)) for r in done
-    }
     await ctx.reply(
         "replies/checkin_ok.md.j2",
         done=done,
@@ -86,15 +85,17 @@ async def withdraw(ctx: Ctx, args: str) -> None:
             usage="撤回 编号",
             example="撤回 12",
         )
-    found = await _own_instance(ctx, who, numbers[0])
-    if (
-        await checkins.withdraw(
-            ctx.session, found.instance, now=ctx.now, actor=actor_of(ctx.msg, who)
-        )
-        is None
-    ):
+    own = await _own_instance(ctx, who, numbers[0])
+    withdrawn = await checkins.withdraw(
+        ctx.session,
+        own.found.instance,
+        now=ctx.now,
+        actor=actor_of(ctx.msg, who),
+        current=own.current,
+    )
+    if withdrawn is None:
         raise UserError("errors/nothing_to_withdraw.md.j2", no=numbers[0])
-    await ctx.reply("replies/withdrawn.md.j2", it=found)
+    await ctx.reply("replies/withdrawn.md.j2", it=own.found)
 
 
 @router.fallback
@@ -111,18 +112,12 @@ async def photos_after_checkin(ctx: Ctx, text: str) -> bool:
     return True
 
 
-async def _own_instance(ctx: Ctx, who: Who, no: int) -> Listed:
-    for unit in _units(who):
-        found = await instance_by_no(ctx.session, unit.id, no)
-        if found is not None:
-            return found
-    raise UserError("errors/no_such_instance.md.j2", no=no)
+async def _own_instance(ctx: Ctx, who: Who, no: int) -> checkins.Numbered:
+    found = await checkins.numbered(ctx.session, [u.id for u in _units(who)], no)
+    if found is None:
+        raise UserError("errors/no_such_instance.md.j2", no=no)
+    return found
 
 
 def _units(who: Who) -> tuple[UnitRef, ...]:
     return who.units
-
-
-async def instance_title(ctx: Ctx, unit_id: int, no: int) -> str:
-    found = await instance_by_no(ctx.session, unit_id, no)
-    return found.task.title if found else ""

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot import audit
+from bot.ledger.instances import Listed
 from bot.messages import Media
-from bot.models import Attachment, CheckIn, TaskInstance
+from bot.models import Attachment, CheckIn, PlanTask, TaskInstance
 
 # Photos sent shortly after a check-in belong to it (people send text first, then pictures).
 ATTACH_WINDOW = timedelta(minutes=10)
@@ -23,6 +26,60 @@ class Recorded:
     checkin: CheckIn
     updated: bool  # an earlier report was updated rather than a new one made
     late: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Numbered:
+    """An instance found by its number, with the report it holds now (None: none yet)."""
+
+    found: Listed
+    current: CheckIn | None
+
+
+class _Look:
+    """`record`/`withdraw` read the current report themselves (the caller did not)."""
+
+
+LOOK = _Look()
+
+# Built once: constructing a statement costs more than running it on a message's hot path.
+_LATEST = (
+    select(CheckIn)
+    .where(CheckIn.instance_id == bindparam("instance_id"), CheckIn.status != "withdrawn")
+    .order_by(CheckIn.id.desc())
+    .limit(1)
+)
+_Later = aliased(CheckIn)
+_NUMBERED = (
+    select(TaskInstance, PlanTask, CheckIn)
+    .join(PlanTask, PlanTask.id == TaskInstance.task_id)
+    .outerjoin(
+        CheckIn,
+        CheckIn.id
+        == select(func.max(_Later.id))
+        .where(_Later.instance_id == TaskInstance.id, _Later.status != "withdrawn")
+        .correlate(TaskInstance)
+        .scalar_subquery(),
+    )
+    .where(
+        TaskInstance.unit_id.in_(bindparam("units", expanding=True)),
+        TaskInstance.no == bindparam("no"),
+    )
+)
+
+
+async def numbered(session: AsyncSession, unit_ids: Sequence[int], no: int) -> Numbered | None:
+    """The instance numbered `no` of the first of `unit_ids` that has one, and its current
+    report, in one query (numbers are per unit)."""
+    if not unit_ids:
+        return None
+    rows = (await session.execute(_NUMBERED, {"units": list(unit_ids), "no": no})).all()
+    by_unit = {instance.unit_id: (instance, task, current) for instance, task, current in rows}
+    for unit_id in unit_ids:
+        if unit_id in by_unit:
+            instance, task, current = by_unit[unit_id]
+            return Numbered(Listed(instance, task), current)
+    return None
 
 
 class CheckInRefused(Exception):
@@ -47,11 +104,15 @@ async def record(
     msg_id: str,
     now: datetime,
     actor: str,
+    current: CheckIn | _Look | None = LOOK,
 ) -> Recorded:
+    """Record a report, or update the one awaiting review. `current` is the instance's
+    latest report when the caller has read it already (see `numbered`)."""
     if instance.status in CLOSED:
         raise CheckInRefused(instance, instance.status)
     late = now > instance.due_at
-    current = await latest(session, instance.id)
+    if isinstance(current, _Look):
+        current = await latest(session, instance.id)
     before = {"status": instance.status}
     if current is not None and current.status in ("submitted", "returned"):
         current.text, current.status, current.updated_at = text, "submitted", now
@@ -73,8 +134,9 @@ async def record(
         )
         session.add(checkin)
         updated = False
-    await session.flush()
-    add_media(session, checkin, media, platform, now)
+    if media:  # the attachments need the check-in's id; otherwise one flush at commit will do
+        await session.flush()
+        add_media(session, checkin, media, platform, now)
     instance.status, instance.updated_at = "submitted", now
     audit.record(
         session,
@@ -101,12 +163,7 @@ def add_media(
 
 
 async def latest(session: AsyncSession, instance_id: int) -> CheckIn | None:
-    return await session.scalar(
-        select(CheckIn)
-        .where(CheckIn.instance_id == instance_id, CheckIn.status != "withdrawn")
-        .order_by(CheckIn.id.desc())
-        .limit(1)
-    )
+    return await session.scalar(_LATEST, {"instance_id": instance_id})
 
 
 async def recent_by(session: AsyncSession, reporter_id: int, now: datetime) -> list[CheckIn]:
@@ -127,10 +184,16 @@ async def recent_by(session: AsyncSession, reporter_id: int, now: datetime) -> l
 
 
 async def withdraw(
-    session: AsyncSession, instance: TaskInstance, *, now: datetime, actor: str
+    session: AsyncSession,
+    instance: TaskInstance,
+    *,
+    now: datetime,
+    actor: str,
+    current: CheckIn | _Look | None = LOOK,
 ) -> CheckIn | None:
     """Withdraw the unit's report while it awaits review; None when there is none to withdraw."""
-    current = await latest(session, instance.id)
+    if isinstance(current, _Look):
+        current = await latest(session, instance.id)
     if current is None or current.status != "submitted":
         return None
     current.status, current.updated_at = "withdrawn", now

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from bot.models import Community, CommunityMember, Identity, Person, Role, Unit
+
+# What a Who is made of: a change to any of these tables makes every remembered Who suspect.
+WHO_TABLES = frozenset({"people", "identities", "roles", "units", "community_members"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,40 +48,140 @@ class Who:
         return tuple(u.community_id for u in self.units if u.is_lead and u.community_id)
 
 
+def _who_query(by_key: bool) -> Select[*tuple[Any, ...]]:
+    """The person, each role, and the role's unit with its community membership, as rows.
+
+    Built once per form: constructing this statement costs more than running it.
+    """
+    stmt = select(
+        Person.id,
+        Person.key,
+        Person.name,
+        Role.role,
+        Unit.id,
+        Unit.key,
+        Unit.name,
+        Unit.short_name,
+        Unit.active,
+        CommunityMember.community_id,
+        CommunityMember.is_lead,
+    ).select_from(Person)
+    if by_key:  # the console: the account is the person id
+        stmt = stmt.where(Person.key == bindparam("user_id"))
+    else:
+        stmt = stmt.join(Identity, Identity.person_id == Person.id).where(
+            Identity.platform == bindparam("platform"), Identity.user_id == bindparam("user_id")
+        )
+    return (
+        stmt.outerjoin(Role, Role.person_id == Person.id)
+        .outerjoin(Unit, Unit.id == Role.unit_id)
+        .outerjoin(CommunityMember, CommunityMember.unit_id == Unit.id)
+        .where(Person.active)
+        .order_by(Unit.id)
+    )
+
+
+_BY_ACCOUNT, _BY_KEY = _who_query(False), _who_query(True)
+
+
 async def whois(session: AsyncSession, platform: str, user_id: str) -> Who | None:
     """The active person behind an account; on the console the account is the person id."""
     if platform == "console":
-        stmt = select(Person).where(Person.key == user_id, Person.active)
+        result = await session.execute(_BY_KEY, {"user_id": user_id})
     else:
-        stmt = (
-            select(Person)
-            .join(Identity, Identity.person_id == Person.id)
-            .where(Identity.platform == platform, Identity.user_id == user_id, Person.active)
-        )
-    person = await session.scalar(stmt)
-    if person is None:
+        result = await session.execute(_BY_ACCOUNT, {"platform": platform, "user_id": user_id})
+    rows = result.all()
+    if not rows:
         return None
-    rows = (
-        await session.execute(
-            select(Role.role, Unit, CommunityMember)
-            .outerjoin(Unit, Unit.id == Role.unit_id)
-            .outerjoin(CommunityMember, CommunityMember.unit_id == Unit.id)
-            .where(Role.person_id == person.id)
-            .order_by(Unit.id)
-        )
-    ).all()
     liaison: list[UnitRef] = []
     secretary: list[UnitRef] = []
     admin = False
-    for role, unit, member in rows:
+    for *_, role, uid, ukey, uname, ushort, uactive, community, lead in rows:
         if role == "admin":
             admin = True
             continue
-        if unit is None or not unit.active:
+        if role is None or uid is None or not uactive:
             continue
-        ref = unit_ref(unit, member)
+        ref = UnitRef(uid, ukey, uname, ushort, community, bool(lead))
         (liaison if role == "liaison" else secretary).append(ref)
-    return Who(person.id, person.key, person.name, admin, tuple(liaison), tuple(secretary))
+    pid, pkey, pname = rows[0][:3]
+    return Who(pid, pkey, pname, admin, tuple(liaison), tuple(secretary))
+
+
+class People:
+    """`whois` remembered for a few seconds: someone who writes twice in a row (a check-in, then
+    its photos) is looked up once.
+
+    Two things keep it right. In this process, any flush or statement that writes to a table a
+    Who is made of (config sync, an approved 申请绑定) forgets everything at once, and again
+    when that transaction commits, so an answer read meanwhile from the old rows cannot
+    outlive it. Another instance's or `duban config apply`'s changes cannot be seen that way,
+    so nothing is kept longer than `ttl` seconds: that is how stale a role can be there. Only
+    known people are kept; an unknown account is asked again each time, so a person bound a
+    moment ago is recognised at once everywhere.
+    """
+
+    def __init__(
+        self, ttl: float = 10.0, size: int = 10_000, now: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl, self.size, self.now = ttl, size, now
+        self._kept: OrderedDict[tuple[str, str], tuple[float, int, Who]] = OrderedDict()
+
+    async def whois(self, session: AsyncSession, platform: str, user_id: str) -> Who | None:
+        key = (platform, user_id)
+        kept = self._kept.get(key)
+        if kept is not None:
+            until, generation, who = kept
+            if until > self.now() and generation == _generation:
+                return who
+            del self._kept[key]
+        generation = _generation  # as of the read: a change during it makes the entry stale
+        found = await whois(session, platform, user_id)
+        if found is not None:
+            self._kept[key] = (self.now() + self.ttl, generation, found)
+            if len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return found
+
+
+_generation = 0
+
+
+def forget_everyone() -> None:
+    """Every People cache in the process reads the database again (a Who table changed)."""
+    global _generation
+    _generation += 1
+
+
+def _touches_who(session: Session) -> bool:
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if getattr(obj, "__tablename__", None) in WHO_TABLES:
+            return True
+    return False
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _flush: UOWTransaction) -> None:
+    if _touches_who(session):
+        session.info["who_changed"] = True
+        forget_everyone()
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _executed(state: ORMExecuteState) -> None:
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    table: Any = getattr(state.statement, "table", None)
+    if getattr(table, "name", None) in WHO_TABLES:
+        state.session.info["who_changed"] = True
+        forget_everyone()
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    # Not cleared on a rollback: one forgetting too many costs a query, one too few a stale Who.
+    if session.info.pop("who_changed", False):
+        forget_everyone()
 
 
 def unit_ref(unit: Unit, member: CommunityMember | None) -> UnitRef:

@@ -1,0 +1,173 @@
+"""The inbox under load: ids written in batches by one writer, each message handled once, a
+bounded number at a time, and callbacks held back once the queue is full."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, func, select
+
+from bot.clock import SHANGHAI, FixedClock
+from bot.db import Database
+from bot.inbound import Inbox
+from bot.messages import ChatRef, Inbound
+from bot.metrics import Metrics
+from bot.models import InboundSeen
+
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=SHANGHAI)
+
+
+def message(event_id: str) -> Inbound:
+    return Inbound(
+        platform="dingtalk",
+        event_id=event_id,
+        chat=ChatRef("dingtalk", "cidC1==", is_group=True),
+        sender_id="staff_a_ll",
+        sender_name="甲联络员",
+        text="打卡 1 已完成",
+        received_at=NOW,
+        source="dingtalk_http",
+    )
+
+
+class Recorder:
+    """A dispatch that can be held: `release` cleared keeps every started message waiting."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.handled: list[str] = []
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def __call__(self, msg: Inbound) -> None:
+        self.started.append(msg.event_id)
+        await self.release.wait()
+        self.handled.append(msg.event_id)
+
+
+def inserts_into_seen(db: Database) -> list[int]:
+    """Counts the INSERT statements into inbound_seen on this engine (observed, not altered)."""
+    seen = [0]
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO INBOUND_SEEN"):
+            seen[0] += 1
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    return seen
+
+
+async def seen_rows(db: Database) -> int:
+    async with db.begin() as session:
+        return int(await session.scalar(select(func.count()).select_from(InboundSeen)) or 0)
+
+
+async def test_a_burst_is_claimed_in_a_few_inserts_and_each_message_handled_once(
+    db: Database,
+) -> None:
+    record = Recorder()
+    inbox = Inbox(db, FixedClock(NOW), record)
+    inserts = inserts_into_seen(db)
+    ids = [f"m{i}" for i in range(200)]
+    # Every callback twice at once, as a platform retrying a slow answer would.
+    results = await asyncio.gather(*(inbox.accept([message(i)]) for i in ids + ids))
+    await inbox.drain()
+    assert sorted(record.handled) == sorted(ids)
+    assert sum(len(r) for r in results) == 200  # each id went to exactly one caller
+    assert await seen_rows(db) == 200
+    assert 1 <= inserts[0] < 20  # batched, not one transaction per message
+
+
+async def test_an_id_twice_in_one_call_and_a_seen_id_are_duplicates(db: Database) -> None:
+    record = Recorder()
+    metrics = Metrics()
+    inbox = Inbox(db, FixedClock(NOW), record, metrics=metrics)
+    fresh = await inbox.accept([message("a"), message("a"), message("b")])
+    assert [m.event_id for m in fresh] == ["a", "b"]
+    await inbox.drain()
+    again = Inbox(db, FixedClock(NOW), record)  # a restart, or another instance
+    assert await again.accept([message("b"), message("c")]) == [message("c")]
+    await again.drain()
+    assert record.handled == ["a", "b", "c"]
+    counted = {
+        (s.labels["outcome"], s.value)
+        for metric in metrics.registry.collect()
+        for s in metric.samples
+        if s.name == "duban_inbound_total"
+    }
+    assert counted == {("accepted", 2.0), ("duplicate", 1.0)}
+
+
+async def test_work_runs_in_a_few_workers_in_arrival_order(db: Database) -> None:
+    record = Recorder()
+    record.release.clear()
+    inbox = Inbox(db, FixedClock(NOW), record, workers=2)
+    for i in range(6):
+        await inbox.accept([message(f"m{i}")])
+    await asyncio.sleep(0)  # let the workers take their first message
+    assert record.started == ["m0", "m1"]
+    record.release.set()
+    await inbox.drain()
+    assert record.started == [f"m{i}" for i in range(6)]  # taken in arrival order
+    assert sorted(record.handled) == record.started
+
+
+async def test_a_full_queue_holds_the_callback_until_a_worker_frees_room(db: Database) -> None:
+    record = Recorder()
+    record.release.clear()
+    inbox = Inbox(db, FixedClock(NOW), record, workers=1, backlog=2)
+    for i in range(3):  # one in the worker, two waiting: full
+        await inbox.accept([message(f"m{i}")])
+    held = asyncio.create_task(inbox.accept([message("m3")]))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not held.done()  # answered only once there is room, not dropped
+    record.release.set()
+    assert [m.event_id for m in await held] == ["m3"]
+    await inbox.drain()
+    assert record.handled == ["m0", "m1", "m2", "m3"]
+
+
+async def test_a_failing_message_does_not_stop_the_others(db: Database, caplog: Any) -> None:
+    handled: list[str] = []
+
+    async def dispatch(msg: Inbound) -> None:
+        if msg.event_id == "bad":
+            raise RuntimeError("boom")
+        handled.append(msg.event_id)
+
+    inbox = Inbox(db, FixedClock(NOW), dispatch, workers=1)
+    for i in ("a", "bad", "b"):
+        await inbox.accept([message(i)])
+    await inbox.drain()
+    assert handled == ["a", "b"]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "handling dingtalk message bad failed"
+    ]
+
+
+class OneBadStamp:
+    """A clock whose second reading is naive, which the database layer refuses: the one id
+    stamped with it cannot be stored."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def now(self) -> datetime:
+        self.readings += 1
+        return NOW.replace(tzinfo=None) if self.readings == 2 else NOW
+
+
+async def test_an_id_that_cannot_be_stored_fails_alone(db: Database) -> None:
+    record = Recorder()
+    inbox = Inbox(db, OneBadStamp(), record)
+    results = await asyncio.gather(
+        *(inbox.accept([message(f"m{i}")]) for i in range(3)), return_exceptions=True
+    )
+    await inbox.drain()
+    failed = [r for r in results if isinstance(r, Exception)]
+    assert len(failed) == 1  # that callback is answered with an error, and retried later
+    assert sorted(record.handled) == ["m0", "m2"]
+    assert await seen_rows(db) == 2
