@@ -62,7 +62,11 @@ async def test_checkin_records_updates_and_marks_late(chat: Chat) -> None:
         inst = await s.scalar(select(TaskInstance).where(TaskInstance.id == rows[0].instance_id))
         assert inst.status == "submitted"
         actions = (
-            await s.scalars(select(AuditEntry.action).where(AuditEntry.action.like("checkin.%")))
+            await s.scalars(
+                select(AuditEntry.action)
+                .where(AuditEntry.action.like("checkin.%"))
+                .order_by(AuditEntry.id)
+            )
         ).all()
         assert actions == ["checkin.create", "checkin.update"]
     chat.clock.at += timedelta(days=60)  # long past the deadline
