@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:  # run as `python bench/x.py` from anywhere
 
 def peak_rss_mb() -> float:
     """This process's peak resident set size so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, current_rss_mb())
 
 
 def current_rss_mb() -> float:

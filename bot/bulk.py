@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import JSON, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 BATCH = 20_000  # rows per driver call: bounded memory for the converted tuples
@@ -63,9 +63,10 @@ async def insert_rows(
 
 def _converter(table: Table, name: str, dialect: Any) -> Callable[[Any], Any] | None:
     """The column's bind processing, remembered per value (deadlines and stamps repeat)."""
-    process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-    if process is None:
-        return None
+    kind = table.c[name].type
+    process = kind.dialect_impl(dialect).bind_processor(dialect)
+    if process is None or isinstance(kind, JSON):  # JSON: 1 and True are equal keys, not values
+        return process
     seen: dict[Any, Any] = {}
 
     def convert(value: Any) -> Any:
@@ -74,7 +75,5 @@ def _converter(table: Table, name: str, dialect: Any) -> Callable[[Any], Any] | 
         except KeyError:
             seen[value] = out = process(value)
             return out
-        except TypeError:  # unhashable (JSON): convert every time
-            return process(value)
 
     return convert

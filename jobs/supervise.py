@@ -25,7 +25,7 @@ from bot.ledger.escalation import (
     Ladder,
     lateness,
     overdue_problems,
-    put_on_negative_list,
+    put_on_negative_lists,
     reached_by,
     steps_taken,
     take_steps,
@@ -132,15 +132,14 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
             return people[(role, platform)]
 
         posts: list[Queued] = []
+        listings: list[tuple[int, str, str]] = []  # the negative list: unit, period, why
         for case, step in due:
             if (case.subject, case.id, step) not in fresh:
                 continue
             taken += 1
             group = groups.get(case.group_key or "")
             if step == ADMINS:
-                await put_on_negative_list(
-                    s, case.unit_id, case.period, f"{case.what} 逾期{case.late}个工作日", now
-                )
+                listings.append((case.unit_id, case.period, f"{case.what} 逾期{case.late}个工作日"))
                 target = admin
                 mentions: Sequence[Mention] = ()
             elif group is None:
@@ -159,6 +158,7 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
             if target is None:
                 continue
             posts.append(_post(env, target, case, step, mentions))
+        await put_on_negative_lists(s, listings, now)
         await enqueue_many(s, posts, now=now)
         problems = sum(1 for c in cases if c.subject == "problem")
         detail = f"{instances_overdue + problems} overdue; {taken} steps taken"

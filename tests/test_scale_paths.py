@@ -18,10 +18,10 @@ from bot.clock import SHANGHAI, FixedClock
 from bot.db import Database
 from bot.delivery import DeliveryWorker, retry_dead
 from bot.delivery.limits import RollingLimiter
-from bot.ledger.escalation import late_workdays, reached_by
+from bot.ledger.escalation import late_workdays, put_on_negative_lists, reached_by
 from bot.messages import Mention, Outbound
 from bot.metrics import Metrics
-from bot.models import AuditEntry, OutboxMessage, TaskInstance
+from bot.models import AuditEntry, NegativeListing, OutboxMessage, TaskInstance, Unit
 from bot.outbox import Queued, enqueue, enqueue_many
 from bot.workdays import WorkCalendar
 from jobs import breakdown
@@ -184,3 +184,35 @@ def test_reached_by_is_the_latest_deadline_that_late() -> None:
             for offset in range(-60, 5):
                 due = today + timedelta(days=offset)
                 assert (late_workdays(calendar, due, today) >= n) == (due <= last), (today, n, due)
+
+
+async def test_negative_lists_keep_the_first_reason_and_audit_what_was_added(
+    env: JobEnv,  # noqa: F811
+) -> None:
+    now = env.clock.now()
+    async with env.db.begin() as s:
+        a, b = (await s.scalars(select(Unit.id).order_by(Unit.id).limit(2))).all()
+        await put_on_negative_lists(s, [(a, "2026-11", "早先的原因")], now)
+        await put_on_negative_lists(
+            s, [(a, "2026-11", "又一次"), (b, "2026-11", "第一条"), (b, "2026-11", "第二条")], now
+        )
+    async with env.db.begin() as s:
+        listed = (
+            await s.execute(
+                select(NegativeListing.unit_id, NegativeListing.reason).order_by(
+                    NegativeListing.unit_id
+                )
+            )
+        ).all()
+        audited = (
+            await s.execute(
+                select(AuditEntry.entity_key, AuditEntry.after)
+                .where(AuditEntry.action == "negative_list.add")
+                .order_by(AuditEntry.id)
+            )
+        ).all()
+    assert [tuple(r) for r in listed] == [(a, "早先的原因"), (b, "第一条")]
+    assert [tuple(r) for r in audited] == [
+        (str(a), {"period": "2026-11", "reason": "早先的原因"}),
+        (str(b), {"period": "2026-11", "reason": "第一条"}),
+    ]

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
 from bot.clock import SHANGHAI
-from bot.db import claim
 from bot.models import Escalation, NegativeListing, PlanTask, Problem, Unit
 from bot.workdays import WorkCalendar
 
@@ -62,21 +61,11 @@ def lateness(calendar: WorkCalendar, today: date) -> Callable[[date], int]:
     return late
 
 
-async def take_step(
-    session: AsyncSession, subject: str, subject_id: int, step: int, now: datetime
-) -> bool:
-    """Record the step; False when it was taken before (then nothing is to be said again)."""
-    return await claim(
-        session,
-        Escalation.__table__,
-        {"subject": subject, "subject_id": subject_id, "step": step, "taken_at": now},
-    )
-
-
 async def take_steps(
     session: AsyncSession, steps: Sequence[tuple[str, int, int]], now: datetime
 ) -> set[tuple[str, int, int]]:
-    """``take_step`` for many (subject, id, step) at once; the ones this call recorded."""
+    """Record these (subject, id, step); the ones this call recorded. A step taken before is
+    not recorded again (nothing is then to be said again)."""
     if not steps:
         return set()
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -114,25 +103,39 @@ async def steps_taken(
     return found
 
 
-async def put_on_negative_list(
-    session: AsyncSession, unit_id: int, period: str, reason: str, now: datetime
-) -> bool:
-    added = await claim(
-        session,
-        NegativeListing.__table__,
-        {"unit_id": unit_id, "period": period, "reason": reason[:500], "added_at": now},
+async def put_on_negative_lists(
+    session: AsyncSession, entries: Sequence[tuple[int, str, str]], now: datetime
+) -> None:
+    """Put units on their period's negative list, (unit id, period, reason) in order; a unit
+    already listed for the period stays as it was, and the first reason given is kept."""
+    if not entries:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(NegativeListing)
+        .on_conflict_do_nothing()
+        .returning(NegativeListing.unit_id, NegativeListing.period)
     )
-    if added:
-        audit.record(
-            session,
-            at=now,
-            actor="job:supervise",
-            action="negative_list.add",
-            entity="unit",
-            key=str(unit_id),
-            after={"period": period, "reason": reason},
-        )
-    return added
+    reasons: dict[tuple[int, str], str] = {}
+    for u, p, reason in entries:
+        reasons.setdefault((u, p), reason)
+    rows = [
+        {"unit_id": u, "period": p, "reason": reason[:500], "added_at": now}
+        for (u, p), reason in reasons.items()
+    ]
+    added = {(int(u), str(p)) for u, p in await session.execute(stmt, rows)}
+    await audit.record_many(
+        session,
+        at=now,
+        actor="job:supervise",
+        action="negative_list.add",
+        entity="unit",
+        changes=[
+            (str(u), None, {"period": p, "reason": reasons[(u, p)]})
+            for u, p in reasons
+            if (u, p) in added
+        ],
+    )
 
 
 @dataclass(frozen=True, slots=True)
