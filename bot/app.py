@@ -25,7 +25,7 @@ from bot.deps import Deps
 from bot.drill import process_clock, scheduler_for
 from bot.duties import Duties, lead
 from bot.files import FILES, FileServer, add_file_routes, file_path, store_file
-from bot.inbound import Dispatch, Inbox
+from bot.inbound import ORPHANED_AFTER, Dispatch, Inbox
 from bot.leader import Leadership, startup_lock
 from bot.links import LINKS, Links, link_secret
 from bot.messages import Inbound
@@ -163,6 +163,10 @@ async def _lifespan(
                     app[CATCH_UP] = duties.catch_up  # missed occurrences run beside the server
             terms = asyncio.create_task(lead(leadership, duties))
             watch = asyncio.create_task(leadership.run())
+            # Messages a previous process accepted and did not get to. SQLite has one process,
+            # so all of them are; on PostgreSQL a live instance may still hold its own.
+            await inbox.recover(timedelta(0) if db.dialect == "sqlite" else ORPHANED_AFTER)
+            sweeping = asyncio.create_task(inbox.sweep())
             log.info(
                 "duban ready on %s:%s (delivery: %s; hooks: %s; %s)",
                 settings.host,
@@ -178,10 +182,13 @@ async def _lifespan(
                     stream.stop()
                 await asyncio.gather(*link_tasks)
                 terms.cancel()
-                await asyncio.gather(terms, return_exceptions=True)
+                sweeping.cancel()
+                await asyncio.gather(terms, sweeping, return_exceptions=True)
                 await duties.stop_scheduler()
                 await scheduling.drain()  # runs started by 日程立即执行
-                await inbox.drain()  # replies queued by the last handlers go out too
+                # What is queued stays stored for the next start; replies of the messages
+                # being handled now go out with the worker's drain.
+                await inbox.close()
                 await duties.stop()
             finally:
                 await leadership.stop()  # only now may another instance take over

@@ -1,8 +1,13 @@
 """Accepting inbound messages: drop the ones already seen, hand the rest on after the 200.
 
 Platforms re-deliver callbacks that are slow to answer (WeCom after 5 s, three times), so the
-route only records the message id and queues the work; the id is unique in the database,
-which makes a retry, a Stream redelivery or a second instance drop the duplicate.
+route only records the message and queues the work; the id is unique in the database, which
+makes a retry, a Stream redelivery or a second instance drop the duplicate.
+
+The message is kept with its id until the transaction that handles it marks it handled
+(`take`), so one accepted just before the process died is not lost: the next start, or any
+instance's periodic sweep once the message has waited longer than anyone would take, handles
+it, and the mark makes sure only one run ever does.
 
 Under load the ids are written by one writer in batches: while one INSERT is in flight the
 callbacks that arrive meanwhile wait for the next, so a burst costs a few transactions instead
@@ -17,18 +22,22 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, null, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.db import Database, insert_or_ignore
-from bot.messages import Inbound
+from bot.messages import Inbound, inbound_from_record, inbound_record
 from bot.metrics import Metrics
 from bot.models import InboundSeen
 
 log = logging.getLogger(__name__)
 Dispatch = Callable[[Inbound], Awaitable[None]]
 Key = tuple[str, str]
-Claim = tuple[list[Key], datetime, "asyncio.Future[set[Key]]"]  # ids, seen at, caller's answer
+Claim = tuple[list[tuple[Key, Inbound]], datetime, "asyncio.Future[set[Key]]"]  # seen at, answer
 
 # Messages handled at once. SQLite runs one transaction at a time, so a second worker would
 # only wait for it, and every worker queued there is one more the next callback waits behind.
@@ -36,6 +45,49 @@ WORKERS = {"sqlite": 1}
 DEFAULT_WORKERS = 4
 BACKLOG = 10_000  # accepted messages waiting for a worker before callbacks are made to wait
 BATCH = 500  # callbacks per INSERT (mostly one id each), well inside the parameter limits
+# A message still unhandled after this long was accepted by a process that is gone (or
+# hopelessly behind): any instance's sweep takes it over.
+ORPHANED_AFTER = timedelta(minutes=2)
+SWEEP_SECONDS = 30.0
+SWEEP_BATCH = 500
+# A message whose handling killed the process this many times is set aside, not retried
+# forever (each restart would die on it again).
+MAX_ATTEMPTS = 3
+
+_SEEN = cast(Table, InboundSeen.__table__)
+_KEY = (_SEEN.c.platform == bindparam("p")) & (_SEEN.c.event_id == bindparam("e"))
+_TAKE = (
+    update(_SEEN)
+    .where(_KEY, _SEEN.c.handled_at.is_(None))
+    .values(handled_at=bindparam("now"), body=null())
+)
+_HANDLED_AT = select(_SEEN.c.handled_at).where(_KEY)
+_RECOVER = (
+    update(_SEEN)
+    .where(_KEY, _SEEN.c.handled_at.is_(None), _SEEN.c.attempts == bindparam("was"))
+    .values(attempts=bindparam("was") + 1)
+)
+_SET_ASIDE = (
+    update(_SEEN).where(_KEY, _SEEN.c.handled_at.is_(None)).values(handled_at=bindparam("now"))
+)
+
+
+def _key(msg: Inbound) -> Key:
+    return (msg.platform, msg.event_id[:191])
+
+
+async def take(session: AsyncSession, msg: Inbound, now: datetime) -> bool:
+    """Mark the message handled, in the transaction that handles it; False when another run
+    already did (a copy recovered by a sweep, or another instance), and then there is nothing
+    left to do. First in the transaction: on PostgreSQL a second run waits here for the first.
+    """
+    p, e = _key(msg)
+    done = await session.execute(_TAKE, {"p": p, "e": e, "now": now})
+    if getattr(done, "rowcount", 0) == 1:
+        return True
+    # No row at all: the message did not come through an inbox (a test's or a tool's direct
+    # call), so nobody else can be handling it.
+    return await session.scalar(_HANDLED_AT, {"p": p, "e": e}) is None
 
 
 class Inbox:
@@ -63,17 +115,20 @@ class Inbox:
         self._claims: list[Claim] = []
         self._writer: asyncio.Task[None] | None = None
         self._accepting = 0  # callers that have not queued their work yet
+        self._mine: set[Key] = set()  # queued or running here: a sweep leaves them alone
+        self._done: list[Key] = []  # handled here, to be marked so by the writer
+        self._closed = False
 
     async def accept(self, messages: Iterable[Inbound]) -> list[Inbound]:
         """Record the ids; return the messages not seen before, whose work is now queued."""
         msgs = list(messages)
         if not msgs:
             return []
-        keys: list[Key] = [(m.platform, m.event_id[:191]) for m in msgs]
+        keys: list[Key] = [_key(m) for m in msgs]
         self._accepting += 1
         try:
             await self._room.wait()
-            claimed = await self._claim(keys)
+            claimed = await self._claim(list(zip(keys, msgs, strict=True)))
         finally:
             self._accepting -= 1
         fresh = []
@@ -86,25 +141,58 @@ class Inbox:
                 log.info("duplicate %s message %s dropped", msg.platform, msg.event_id)
                 continue
             fresh.append(msg)
-            self._queue.append(msg)
+            self._enqueue(msg)
         self._start_workers()
         return fresh
 
-    def _claim(self, keys: list[Key]) -> asyncio.Future[set[Key]]:
+    def _enqueue(self, msg: Inbound) -> None:
+        self._mine.add(_key(msg))
+        self._queue.append(msg)
+
+    def _claim(self, entries: list[tuple[Key, Inbound]]) -> asyncio.Future[set[Key]]:
         future: asyncio.Future[set[Key]] = asyncio.get_running_loop().create_future()
-        self._claims.append((keys, self.clock.now(), future))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write())
+        self._claims.append((entries, self.clock.now(), future))
+        self._start_writer()
         return future
 
+    def _start_writer(self) -> None:
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
+
     async def _write(self) -> None:
-        """The single writer: everything that arrived during one INSERT goes in the next."""
+        """The single writer: everything that arrived during one INSERT goes in the next.
+        Callbacks wait for their ids, so those go first; then the marks of finished work."""
         try:
-            while self._claims:
-                batch, self._claims = self._claims[:BATCH], self._claims[BATCH:]
-                await self._settle(batch)
+            while self._claims or self._done:
+                if self._claims:
+                    batch, self._claims = self._claims[:BATCH], self._claims[BATCH:]
+                    await self._settle(batch)
+                else:
+                    done, self._done = self._done[:BATCH], self._done[BATCH:]
+                    await self._mark_handled(done)
         finally:
             self._writer = None
+
+    async def _mark_handled(self, keys: list[Key]) -> None:
+        """A dispatch that returned has done its work: the message is no longer waiting. (The
+        commands mark it themselves in their own transaction, and this finds nothing left.)"""
+        by_platform: dict[str, list[str]] = {}
+        for p, e in keys:
+            by_platform.setdefault(p, []).append(e)
+        try:
+            async with self.db.begin() as session:
+                for p, ids in by_platform.items():
+                    await session.execute(
+                        update(_SEEN)
+                        .where(
+                            _SEEN.c.platform == p,
+                            _SEEN.c.event_id.in_(ids),
+                            _SEEN.c.handled_at.is_(None),
+                        )
+                        .values(handled_at=self.clock.now(), body=null())
+                    )
+        except Exception:  # the sweep will find them: handled twice at worst, never lost
+            log.exception("marking %d handled messages failed", len(keys))
 
     async def _settle(self, batch: list[Claim]) -> None:
         try:
@@ -119,23 +207,28 @@ class Inbox:
             if not batch[0][2].done():
                 batch[0][2].set_exception(e)  # its callback is answered with the failure
             return
-        for keys, _, future in batch:
+        for entries, _, future in batch:
             # An id asked for by two callers in one batch belongs to the first.
-            mine = {k for k in keys if k in inserted}
+            mine = {k for k, _ in entries if k in inserted}
             inserted -= mine
             if not future.done():
                 future.set_result(mine)
 
     async def _insert(self, batch: list[Claim]) -> set[Key]:
-        rows: dict[Key, datetime] = {}
-        for keys, seen_at, _ in batch:
-            for key in keys:
-                rows.setdefault(key, seen_at)
-        values = [{"platform": p, "event_id": e, "seen_at": at} for (p, e), at in rows.items()]
-        table = InboundSeen.__table__
+        rows: dict[Key, dict[str, Any]] = {}
+        for entries, seen_at, _ in batch:
+            for (p, e), msg in entries:
+                if (p, e) not in rows:
+                    rows[(p, e)] = {
+                        "platform": p,
+                        "event_id": e,
+                        "seen_at": seen_at,
+                        "body": inbound_record(msg),
+                        "attempts": 0,
+                    }
         async with self.db.begin() as session:
-            stmt = insert_or_ignore(self.db.dialect, table, values).returning(
-                table.c.platform, table.c.event_id
+            stmt = insert_or_ignore(self.db.dialect, _SEEN, list(rows.values())).returning(
+                _SEEN.c.platform, _SEEN.c.event_id
             )
             return {(p, e) for p, e in (await session.execute(stmt)).all()}
 
@@ -148,7 +241,7 @@ class Inbox:
             self._room.clear()
 
     async def _work(self) -> None:
-        while self._queue:
+        while self._queue and not self._closed:
             msg = self._queue.popleft()
             if len(self._queue) < self._backlog:
                 self._room.set()
@@ -158,7 +251,82 @@ class Inbox:
         try:
             await self.dispatch(msg)
         except Exception:  # the boundary: one bad message must not take the others down
+            # Left waiting: a sweep tries it again later (a database outage loses nothing).
             log.exception("handling %s message %s failed", msg.platform, msg.event_id)
+        else:
+            self._done.append(_key(msg))
+            self._start_writer()
+        finally:
+            self._mine.discard(_key(msg))
+
+    async def recover(self, older_than: timedelta = ORPHANED_AFTER) -> int:
+        """Queue the messages accepted at least `older_than` ago and never handled, oldest
+        first, except those this process holds already; how many were queued."""
+        cutoff = self.clock.now() - older_than
+        async with self.db.begin() as session:
+            waiting = (
+                await session.execute(
+                    select(_SEEN.c.platform, _SEEN.c.event_id, _SEEN.c.body, _SEEN.c.attempts)
+                    .where(_SEEN.c.handled_at.is_(None), _SEEN.c.seen_at <= cutoff)
+                    .order_by(_SEEN.c.seen_at)
+                    .limit(SWEEP_BATCH + len(self._mine))
+                )
+            ).all()
+            queued: list[Inbound] = []
+            for p, e, body, attempts in waiting:
+                if (p, e) in self._mine or len(queued) >= SWEEP_BATCH:
+                    continue
+                params = {"p": p, "e": e, "was": attempts, "now": self.clock.now()}
+                msg = _decoded(p, e, body)
+                if msg is None or attempts >= MAX_ATTEMPTS:
+                    if msg is not None:
+                        log.error(
+                            "%s message %s set aside unhandled after %d attempts",
+                            p,
+                            e,
+                            attempts,
+                        )
+                    await session.execute(_SET_ASIDE, params)
+                    continue
+                # Counted before the work, so a message that kills the process is counted too;
+                # and only one instance's sweep gets to count (and queue) it.
+                if getattr(await session.execute(_RECOVER, params), "rowcount", 0) == 1:
+                    queued.append(msg)
+        for msg in queued:
+            log.info(
+                "%s message %s accepted earlier and not yet handled: handling it now",
+                msg.platform,
+                msg.event_id,
+            )
+            if self.metrics:
+                self.metrics.count_inbound(msg.platform, "recovered")
+            self._enqueue(msg)
+        self._start_workers()
+        return len(queued)
+
+    async def sweep(self, every: float = SWEEP_SECONDS) -> None:
+        """Recover orphaned messages until cancelled; a failed sweep is retried next time."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.recover()
+            except Exception:
+                log.exception("inbox sweep failed")
+
+    async def close(self) -> None:
+        """Stop after the messages being handled now; the rest stay stored for the next start
+        (or another instance) instead of holding the shutdown up."""
+        self._closed = True
+        left = len(self._queue)
+        self._queue.clear()
+        self._mine.clear()
+        self._room.set()
+        if left:
+            log.info("%d accepted messages left for the next start", left)
+        while self._running or self._writer is not None:
+            await asyncio.gather(
+                *self._running, *([self._writer] if self._writer else []), return_exceptions=True
+            )
 
     async def drain(self) -> None:
         """Wait for the work in flight: on shutdown, and in tests instead of sleeping."""
@@ -168,3 +336,13 @@ class Inbox:
                 await asyncio.gather(*pending, return_exceptions=True)
             else:  # a caller's ids are claimed; it queues its work on its next step
                 await asyncio.sleep(0)
+
+
+def _decoded(platform: str, event_id: str, body: Any) -> Inbound | None:
+    if body is None:
+        return None
+    try:
+        return inbound_from_record(body)
+    except (KeyError, ValueError, TypeError):
+        log.error("%s message %s was stored unreadably and is set aside", platform, event_id)
+        return None

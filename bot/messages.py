@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 Platform = Literal["wecom", "dingtalk", "console"]
 
@@ -86,3 +86,44 @@ class Outbound:
     mentions: tuple[Mention, ...] = ()
     image: bytes | None = None  # PNG or JPEG, posted after the text
     file: OutboundFile | None = None  # posted after the text (and the image)
+
+
+def inbound_record(msg: Inbound) -> dict[str, Any]:
+    """The message as JSON, kept by the inbox until its handling commits."""
+    route = msg.reply_route
+    return {
+        "platform": msg.platform,
+        "event_id": msg.event_id,
+        "chat": [msg.chat.platform, msg.chat.chat_id, msg.chat.is_group, msg.chat.title],
+        "sender_id": msg.sender_id,
+        "sender_name": msg.sender_name,
+        "text": msg.text,
+        "received_at": msg.received_at.isoformat(),
+        "source": msg.source,
+        "media": [[m.kind, m.ref] for m in msg.media],
+        "mentions": list(msg.mentions),
+        "reply_route": None
+        if route is None
+        else [route.kind, route.url, route.expires_at.isoformat() if route.expires_at else None],
+    }
+
+
+def inbound_from_record(record: dict[str, Any]) -> Inbound:
+    """The message `inbound_record` kept; KeyError or ValueError when it is not one."""
+    platform, chat_id, is_group, title = record["chat"]
+    route = record["reply_route"]
+    return Inbound(
+        platform=record["platform"],
+        event_id=record["event_id"],
+        chat=ChatRef(platform, chat_id, bool(is_group), title),
+        sender_id=record["sender_id"],
+        sender_name=record["sender_name"],
+        text=record["text"],
+        received_at=datetime.fromisoformat(record["received_at"]),
+        source=record["source"],
+        media=tuple(Media(kind, ref) for kind, ref in record["media"]),
+        mentions=tuple(record["mentions"]),
+        reply_route=None
+        if route is None
+        else ReplyRoute(route[0], route[1], datetime.fromisoformat(route[2]) if route[2] else None),
+    )

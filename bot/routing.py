@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import audit
 from bot.db import Database
 from bot.deployment import Loaded
+from bot.inbound import take
 from bot.ledger.people import People, Who
 from bot.messages import Inbound, Mention, Outbound
 from bot.render import Renderer
@@ -206,12 +207,17 @@ class Dispatcher:
         name = found[0].name if found else "-"
         try:
             async with self.db.begin() as session:
+                if not await take(session, msg, self.clock.now()):
+                    log.info("%s message %s was handled already", msg.platform, msg.event_id)
+                    return
                 ctx = await self._ctx(msg, text, session)
                 await self._run(ctx, found)
                 ctx.audit(f"command:{name}", "message", msg.event_id, detail=text[:500])
                 await self.post(session, msg, ctx.replies)
         except UserError as refusal:
             async with self.db.begin() as session:
+                if not await take(session, msg, self.clock.now()):
+                    return
                 ctx = await self._ctx(msg, text, session)
                 await ctx.reply(refusal.template, **refusal.variables)
                 ctx.audit(
@@ -225,6 +231,8 @@ class Dispatcher:
             ref = msg.event_id[-6:]
             log.exception("command %s failed for %s message %s", name, msg.platform, msg.event_id)
             async with self.db.begin() as session:
+                if not await take(session, msg, self.clock.now()):
+                    return
                 ctx = await self._ctx(msg, text, session)
                 await ctx.reply("errors/internal.md.j2", ref=ref)
                 await self.post(session, msg, ctx.replies)

@@ -4,15 +4,16 @@ bounded number at a time, and callbacks held back once the queue is full."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import dataclasses
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, func, select
 
 from bot.clock import SHANGHAI, FixedClock
 from bot.db import Database
-from bot.inbound import Inbox
-from bot.messages import ChatRef, Inbound
+from bot.inbound import MAX_ATTEMPTS, ORPHANED_AFTER, Inbox, take
+from bot.messages import ChatRef, Inbound, Media, ReplyRoute
 from bot.metrics import Metrics
 from bot.models import InboundSeen
 
@@ -171,3 +172,137 @@ async def test_an_id_that_cannot_be_stored_fails_alone(db: Database) -> None:
     assert len(failed) == 1  # that callback is answered with an error, and retried later
     assert sorted(record.handled) == ["m0", "m2"]
     assert await seen_rows(db) == 2
+
+
+# -- nothing accepted is lost -----------------------------------------------------------------
+
+
+async def waiting(db: Database) -> list[tuple[str, int]]:
+    """The messages stored and not yet handled: (id, attempts)."""
+    async with db.begin() as session:
+        rows = await session.execute(
+            select(InboundSeen.event_id, InboundSeen.attempts)
+            .where(InboundSeen.handled_at.is_(None))
+            .order_by(InboundSeen.seen_at, InboundSeen.event_id)
+        )
+        return [(e, a) for e, a in rows]
+
+
+def full_message(event_id: str) -> Inbound:
+    """Every field set, so that what comes back from storage can be compared whole."""
+    return dataclasses.replace(
+        message(event_id),
+        chat=ChatRef("dingtalk", "cidC1==", is_group=True, title="第一共同体"),
+        media=(Media("image", "dl-code-1"), Media("file", "dl-code-2")),
+        mentions=("staff_b",),
+        reply_route=ReplyRoute("dingtalk_session", "https://oapi.example/s?x=1", NOW),
+    )
+
+
+async def test_messages_accepted_by_a_process_that_died_are_handled_after_it(
+    db: Database,
+) -> None:
+    held = Recorder()
+    held.release.clear()  # the first process never gets past its first message
+    first = Inbox(db, FixedClock(NOW), held, workers=1)
+    sent = [full_message(f"m{i}") for i in range(4)]
+    for msg in sent:
+        await first.accept([msg])
+    await asyncio.sleep(0)
+    assert held.started == ["m0"] and held.handled == []
+    assert await waiting(db) == [(f"m{i}", 0) for i in range(4)]
+
+    got: list[Inbound] = []
+
+    async def handle(msg: Inbound) -> None:
+        got.append(msg)
+
+    later = Inbox(db, FixedClock(NOW + timedelta(minutes=5)), handle)
+    assert await later.recover() == 4
+    await later.drain()
+    assert got == sent  # whole, and in the order they came
+    assert await waiting(db) == []
+    async with db.begin() as session:
+        bodies = (await session.scalars(select(InboundSeen.body))).all()
+    assert bodies == [None] * 4  # kept only until handled
+    assert await later.recover(timedelta(0)) == 0  # handled once, not again
+
+
+async def test_a_sweep_leaves_recent_messages_and_this_process_own_alone(db: Database) -> None:
+    held = Recorder()
+    held.release.clear()
+    clock = FixedClock(NOW)
+    inbox = Inbox(db, clock, held, workers=1)
+    for i in range(3):
+        await inbox.accept([message(f"m{i}")])
+    other = Inbox(db, clock, Recorder())
+    assert await other.recover() == 0  # the accepting process may be busy with them yet
+    clock.at += ORPHANED_AFTER
+    assert await inbox.recover() == 0  # its own, queued or running
+    assert await other.recover() == 3  # gone longer than anyone takes: taken over
+    await other.drain()
+    assert await waiting(db) == []
+
+
+async def test_a_message_whose_handling_fails_is_tried_again_then_set_aside(
+    db: Database, caplog: Any
+) -> None:
+    tries: list[str] = []
+
+    async def dispatch(msg: Inbound) -> None:
+        tries.append(msg.event_id)
+        raise RuntimeError("database gone")
+
+    clock = FixedClock(NOW)
+    inbox = Inbox(db, clock, dispatch)
+    await inbox.accept([message("m1")])
+    await inbox.drain()
+    assert await waiting(db) == [("m1", 0)]  # not lost: waiting for a sweep
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        clock.at += ORPHANED_AFTER
+        assert await inbox.recover() == 1
+        await inbox.drain()
+        assert await waiting(db) == [("m1", attempt)]
+    clock.at += ORPHANED_AFTER
+    assert await inbox.recover() == 0
+    assert tries == ["m1"] * (MAX_ATTEMPTS + 1)
+    assert await waiting(db) == []  # set aside, so no restart dies on it forever
+    assert f"dingtalk message m1 set aside unhandled after {MAX_ATTEMPTS} attempts" in [
+        r.getMessage() for r in caplog.records if r.levelname == "ERROR"
+    ]
+
+
+async def test_only_one_handling_of_a_message_takes_it(db: Database) -> None:
+    inbox = Inbox(db, FixedClock(NOW), Recorder())
+    inbox_msg, direct = message("m1"), message("never-accepted")
+    await inbox.accept([inbox_msg])
+    async with db.begin() as session:
+        assert await take(session, inbox_msg, NOW)
+    async with db.begin() as session:
+        assert not await take(session, inbox_msg, NOW)  # a recovered copy does nothing
+    async with db.begin() as session:
+        assert await take(session, direct, NOW)  # handed over without the inbox
+    try:
+        async with db.begin() as session:
+            assert await take(session, message("m2"), NOW) is True
+            raise RuntimeError("the handling failed")
+    except RuntimeError:
+        pass
+    await inbox.accept([message("m2")])
+    async with db.begin() as session:  # rolled back with the handling: still to be done
+        assert await take(session, message("m2"), NOW)
+
+
+async def test_close_keeps_what_is_queued_for_the_next_start(db: Database) -> None:
+    held = Recorder()
+    held.release.clear()
+    inbox = Inbox(db, FixedClock(NOW), held, workers=1)
+    for i in range(3):
+        await inbox.accept([message(f"m{i}")])
+    await asyncio.sleep(0)
+    closing = asyncio.create_task(inbox.close())
+    await asyncio.sleep(0)
+    held.release.set()  # the one being handled finishes; the others are not started
+    await closing
+    assert held.handled == ["m0"]
+    assert await waiting(db) == [("m1", 0), ("m2", 0)]

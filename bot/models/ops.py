@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Date, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.models.base import Base, Json, intpk
@@ -76,12 +85,28 @@ class OutboxMessage(Base):
 
 
 class InboundSeen(Base):
-    """Platform message ids already handled, so a retried callback is dropped across restarts."""
+    """Every message accepted, by platform id: a retried callback is dropped across restarts,
+    and one accepted but not yet handled when the process died is handled after it.
+
+    `body` holds the message until its handling commits (the same transaction sets
+    `handled_at` and clears it), so the table keeps only ids once the work is done.
+    """
 
     __tablename__ = "inbound_seen"
+    __table_args__ = (
+        Index(
+            "ix_inbound_seen_unhandled",
+            "seen_at",
+            sqlite_where=text("handled_at IS NULL"),
+            postgresql_where=text("handled_at IS NULL"),
+        ),
+    )
     platform: Mapped[str] = mapped_column(String(16), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(191), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(index=True)
+    body: Mapped[Json | None] = mapped_column(default=None)
+    handled_at: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class CalendarDay(Base):
