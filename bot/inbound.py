@@ -19,6 +19,7 @@ a flood slows the answers down instead of growing without limit.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -26,10 +27,12 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, null, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.db import Database, insert_or_ignore
+from bot.db import Database
 from bot.messages import Inbound, inbound_from_record, inbound_record
 from bot.metrics import Metrics
 from bot.models import InboundSeen
@@ -43,7 +46,16 @@ Claim = tuple[list[tuple[Key, Inbound]], datetime, "asyncio.Future[set[Key]]"]  
 # only wait for it, and every worker queued there is one more the next callback waits behind.
 WORKERS = {"sqlite": 1}
 DEFAULT_WORKERS = 4
-BACKLOG = 10_000  # accepted messages waiting for a worker before callbacks are made to wait
+# Messages waiting for a worker are kept in memory up to BACKLOG; past it only their ids are
+# (the messages themselves are stored), and past LIMIT callbacks are made to wait.
+BACKLOG = 2_000
+LIMIT = 200_000
+RELOAD = 500  # stored messages read back at a time once the memory queue has run dry
+# While callbacks keep arriving, handling takes at most this share of the event loop: the
+# platforms need their 200 within seconds (or they send again, which adds load), the people
+# their reply within a minute.
+HANDLING_SHARE = 0.25
+BUSY_SECONDS = 0.1  # callbacks within this long count as "arriving"
 BATCH = 500  # callbacks per INSERT (mostly one id each), well inside the parameter limits
 # A message still unhandled after this long was accepted by a process that is gone (or
 # hopelessly behind): any instance's sweep takes it over.
@@ -70,6 +82,13 @@ _RECOVER = (
 _SET_ASIDE = (
     update(_SEEN).where(_KEY, _SEEN.c.handled_at.is_(None)).values(handled_at=bindparam("now"))
 )
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Any:
+    """Built once: SQLAlchemy then sends a batch as a multi-row INSERT from its cached form."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(_SEEN).on_conflict_do_nothing().returning(_SEEN.c.platform, _SEEN.c.event_id)
 
 
 def _key(msg: Inbound) -> Key:
@@ -100,14 +119,17 @@ class Inbox:
         *,
         workers: int | None = None,
         backlog: int = BACKLOG,
+        limit: int = LIMIT,
     ) -> None:
         self.db = db
         self.clock = clock
         self.dispatch = dispatch
         self.metrics = metrics
         self._workers = workers or WORKERS.get(db.dialect, DEFAULT_WORKERS)
-        self._backlog = backlog
+        self._backlog, self._limit = backlog, limit
         self._queue: deque[Inbound] = deque()
+        self._overflow: deque[Key] = deque()  # accepted past the backlog: stored, not in memory
+        self._last_callback = -1.0  # event-loop time of the last message accepted
         self._running: set[asyncio.Task[None]] = set()
         self._room = asyncio.Event()
         self._room.set()
@@ -142,12 +164,22 @@ class Inbox:
                 continue
             fresh.append(msg)
             self._enqueue(msg)
+        self._last_callback = asyncio.get_running_loop().time()
         self._start_workers()
         return fresh
 
     def _enqueue(self, msg: Inbound) -> None:
-        self._mine.add(_key(msg))
-        self._queue.append(msg)
+        key = _key(msg)
+        self._mine.add(key)
+        if len(self._queue) < self._backlog and not self._overflow:
+            self._queue.append(msg)
+        else:
+            self._overflow.append(key)
+
+    @property
+    def waiting(self) -> int:
+        """Messages accepted here and not yet handled."""
+        return len(self._queue) + len(self._overflow)
 
     def _claim(self, entries: list[tuple[Key, Inbound]]) -> asyncio.Future[set[Key]]:
         future: asyncio.Future[set[Key]] = asyncio.get_running_loop().create_future()
@@ -227,25 +259,64 @@ class Inbox:
                         "attempts": 0,
                     }
         async with self.db.begin() as session:
-            stmt = insert_or_ignore(self.db.dialect, _SEEN, list(rows.values())).returning(
-                _SEEN.c.platform, _SEEN.c.event_id
-            )
-            return {(p, e) for p, e in (await session.execute(stmt)).all()}
+            result = await session.execute(_claim_statement(self.db.dialect), list(rows.values()))
+            return {(p, e) for p, e in result}
 
     def _start_workers(self) -> None:
-        while self._queue and len(self._running) < self._workers:
+        while self.waiting > len(self._running) and len(self._running) < self._workers:
             task = asyncio.create_task(self._work())
             self._running.add(task)
             task.add_done_callback(self._running.discard)
-        if len(self._queue) >= self._backlog:
+        if self.waiting >= self._limit:
             self._room.clear()
 
     async def _work(self) -> None:
-        while self._queue and not self._closed:
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            if not self._queue and self._overflow:
+                try:
+                    await self._reload()
+                except Exception:  # kept: the next callback or sweep starts a worker again
+                    log.exception("reading back %d stored messages failed", len(self._overflow))
+                    return
+            if not self._queue:
+                return
             msg = self._queue.popleft()
-            if len(self._queue) < self._backlog:
+            if self.waiting < self._limit:
                 self._room.set()
+            started = loop.time()
             await self._run(msg)
+            if loop.time() - self._last_callback < BUSY_SECONDS:
+                await asyncio.sleep((loop.time() - started) * (1 / HANDLING_SHARE - 1))
+
+    async def _reload(self) -> None:
+        """Read back the next stored messages that did not fit in memory, in arrival order."""
+        keys = [self._overflow.popleft() for _ in range(min(RELOAD, len(self._overflow)))]
+        by_platform: dict[str, list[str]] = {}
+        for p, e in keys:
+            by_platform.setdefault(p, []).append(e)
+        found: dict[Key, Inbound] = {}
+        try:
+            async with self.db.begin() as session:
+                for p, ids in by_platform.items():
+                    rows = await session.execute(
+                        select(_SEEN.c.event_id, _SEEN.c.body).where(
+                            _SEEN.c.platform == p,
+                            _SEEN.c.event_id.in_(ids),
+                            _SEEN.c.handled_at.is_(None),
+                        )
+                    )
+                    for e, body in rows:
+                        if (msg := _decoded(p, e, body)) is not None:
+                            found[(p, e)] = msg
+        except Exception:
+            self._overflow.extendleft(reversed(keys))  # tried again by the next worker
+            raise
+        for key in keys:
+            if key not in found:  # handled meanwhile by another instance's sweep, or set aside
+                self._mine.discard(key)
+        # Ahead of whatever was queued while this read ran: those came later.
+        self._queue.extendleft(reversed([found[k] for k in keys if k in found]))
 
     async def _run(self, msg: Inbound) -> None:
         try:
@@ -317,8 +388,9 @@ class Inbox:
         """Stop after the messages being handled now; the rest stay stored for the next start
         (or another instance) instead of holding the shutdown up."""
         self._closed = True
-        left = len(self._queue)
+        left = self.waiting
         self._queue.clear()
+        self._overflow.clear()
         self._mine.clear()
         self._room.set()
         if left:

@@ -8,12 +8,12 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from bot.clock import SHANGHAI, FixedClock
 from bot.db import Database
 from bot.inbound import MAX_ATTEMPTS, ORPHANED_AFTER, Inbox, take
-from bot.messages import ChatRef, Inbound, Media, ReplyRoute
+from bot.messages import ChatRef, Inbound, Media, ReplyRoute, inbound_record
 from bot.metrics import Metrics
 from bot.models import InboundSeen
 
@@ -39,11 +39,13 @@ class Recorder:
     def __init__(self) -> None:
         self.started: list[str] = []
         self.handled: list[str] = []
+        self.texts: list[str] = []
         self.release = asyncio.Event()
         self.release.set()
 
     async def __call__(self, msg: Inbound) -> None:
         self.started.append(msg.event_id)
+        self.texts.append(msg.text)
         await self.release.wait()
         self.handled.append(msg.event_id)
 
@@ -118,7 +120,7 @@ async def test_work_runs_in_a_few_workers_in_arrival_order(db: Database) -> None
 async def test_a_full_queue_holds_the_callback_until_a_worker_frees_room(db: Database) -> None:
     record = Recorder()
     record.release.clear()
-    inbox = Inbox(db, FixedClock(NOW), record, workers=1, backlog=2)
+    inbox = Inbox(db, FixedClock(NOW), record, workers=1, backlog=1, limit=2)
     for i in range(3):  # one in the worker, two waiting: full
         await inbox.accept([message(f"m{i}")])
     held = asyncio.create_task(inbox.accept([message("m3")]))
@@ -129,6 +131,30 @@ async def test_a_full_queue_holds_the_callback_until_a_worker_frees_room(db: Dat
     assert [m.event_id for m in await held] == ["m3"]
     await inbox.drain()
     assert record.handled == ["m0", "m1", "m2", "m3"]
+
+
+async def test_messages_past_the_backlog_wait_in_the_database_not_in_memory(
+    db: Database,
+) -> None:
+    record = Recorder()
+    record.release.clear()
+    inbox = Inbox(db, FixedClock(NOW), record, workers=1, backlog=2)
+    ids = [f"m{i}" for i in range(7)]
+    for i in ids:  # none is held back: the backlog is not the limit
+        assert [m.event_id for m in await inbox.accept([message(i)])] == [i]
+    await asyncio.sleep(0)
+    assert inbox.waiting == 6  # one running
+    async with db.begin() as session:  # the rest are read back from here: alter them there
+        await session.execute(
+            update(InboundSeen)
+            .where(InboundSeen.event_id == "m5")
+            .values(body=inbound_record(dataclasses.replace(message("m5"), text="改过的")))
+        )
+    record.release.set()
+    await inbox.drain()
+    assert record.handled == ids  # in arrival order, none lost
+    assert record.texts[5] == "改过的"  # m0 ran, m1–m2 were kept in memory, m3– read back
+    assert inbox.waiting == 0
 
 
 async def test_a_failing_message_does_not_stop_the_others(db: Database, caplog: Any) -> None:
