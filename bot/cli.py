@@ -176,6 +176,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             port=settings.port,
             print=None,
             shutdown_timeout=10,
+            access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
         )
     except SchemaOutdated as e:
         log.error("%s", e)
@@ -231,7 +232,7 @@ def _config_apply(settings: Settings, args: argparse.Namespace) -> int:
         db = Database(settings.database_url)
         try:
             await prepare_database(db, settings.auto_migrate)
-            return (await apply_config(db, loaded, SystemClock())).summary()
+            return (await apply_config(db, loaded, SystemClock(), full=True)).summary()
         finally:
             await db.dispose()
 

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
+    # aiohttp's line per HTTP request. Off by default: the reverse proxy keeps one, refused
+    # callbacks and every handled message are logged anyway, and under a burst of callbacks
+    # it costs a tenth of the server's CPU (bench/inbound.py).
+    access_log: bool = False
     # "console" keeps every outgoing message on the local console instead of the platforms:
     # the quick start, and a dry run of a real configuration before going live.
     delivery: Literal["platform", "console"] = "platform"

@@ -87,6 +87,22 @@ async def test_serve_answers_health_and_stops_cleanly(database_url, tmp_path, si
     assert "Traceback" not in log
 
 
+@pytest.mark.parametrize(("setting", "logged"), [(None, False), ("true", True)])
+async def test_the_access_log_is_kept_only_when_asked_for(
+    database_url, tmp_path, setting, logged
+) -> None:
+    port = free_port()
+    extra = {"DUBAN_ACCESS_LOG": setting} if setting else {}
+    env = env_for(database_url, write(tmp_path, mini()), DUBAN_PORT=str(port), **extra)
+    proc = await duban("serve", env=env)
+    try:
+        await wait_healthy(port, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert ('"GET /healthz HTTP/1.1" 200' in err.decode()) is logged
+
+
 async def test_serve_refuses_an_invalid_configuration(database_url, tmp_path) -> None:
     data = mini()
     data["communities"][0]["lead"] = "ghost"
