@@ -30,6 +30,9 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            # Read once per process, like the configuration: checking every file's age on every
+            # reply costs a stat per template per message.
+            auto_reload=False,
         )
         self.env.filters["md"] = lambda value: escape_markdown(str(value))
         self.env.filters["date"] = _date
