@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
@@ -167,6 +168,11 @@ async def _lifespan(
             # so all of them are; on PostgreSQL a live instance may still hold its own.
             await inbox.recover(timedelta(0) if db.dialect == "sqlite" else ORPHANED_AFTER)
             sweeping = asyncio.create_task(inbox.sweep())
+            # What start-up built (the configuration, above all: a province's is millions of
+            # objects) lives as long as the process. Frozen, the collector stops walking it
+            # on every full collection, which otherwise stalls all callbacks at once.
+            gc.collect()
+            gc.freeze()
             log.info(
                 "duban ready on %s:%s (delivery: %s; hooks: %s; %s)",
                 settings.host,
@@ -176,6 +182,7 @@ async def _lifespan(
                 "leader" if leadership.is_leader else "follower",
             )
             yield
+            gc.unfreeze()  # collectable again once this app is gone (tests start many)
             try:
                 duties.stop_links()  # first, so nothing new arrives while draining
                 if stream is not None:

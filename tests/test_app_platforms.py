@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,16 @@ async def test_console_is_a_platform_and_takes_every_delivery(
     assert isinstance(console, ConsoleSender)
     shown = [(e.kind, e.chat.chat_id, e.body) for e in console.feed.recent()]
     assert shown == [("inbound", "g_c1", "进度"), ("outbound", "g_admins", "**督办提醒**")]
+
+
+async def test_what_start_up_built_is_kept_out_of_the_collectors_way(
+    aiohttp_client: Any, database_url: str, tmp_path: Path, clock: FixedClock
+) -> None:
+    settings = Settings(database_url=database_url, config=tmp_path, scheduler_enabled=False)
+    loaded = load(write(tmp_path, mini()), env=ENV)
+    client = await aiohttp_client(create_app(settings, clock, loaded))
+    # The configuration is among the objects a full collection no longer walks.
+    assert gc.get_freeze_count() > 0
+    assert not any(gc.is_tracked(o) and o is loaded for o in gc.get_objects())
+    await client.close()
+    assert gc.get_freeze_count() == 0  # and collectable again once the app is gone
