@@ -87,8 +87,9 @@ def build_senders(
                 agent_id=settings.wecom_agent_id,
             )
         )
-    if aibot_transport is not None:
-        found.append(WeComBotSender(http, transport=aibot_transport, clock=clock))
+    # Replies to the AI bot's HTTP callbacks go to the response_url each one carries; only
+    # posting unasked needs the long connection.
+    found.append(WeComBotSender(http, transport=aibot_transport, clock=clock))
     dingtalk_secret = settings.dingtalk_app_secret.get_secret_value()
     if settings.dingtalk_app_key and dingtalk_secret:
         found.append(

@@ -280,21 +280,26 @@ class WeComBotSender:
     A response_url takes a single message, so a reply longer than one part sends its first
     part there and the rest proactively to ``destination.chat_id``. Images and files are left
     out: the bot posts Markdown only.
-    """
 
-    channel_types = ("wecom_aibot", "wecom_response_url")
+    Without the long connection (callbacks over HTTP only) there is no proactive channel: the
+    bot answers at the response_url, and a reply too long for one message fails after its
+    first part, saying what to configure.
+    """
 
     def __init__(
         self,
         http: aiohttp.ClientSession,
         *,
-        transport: BotTransport,
+        transport: BotTransport | None,
         clock: Clock,
         timeout: float = DEFAULT_TIMEOUT,
         markdown_limit: int = AIBOT_LIMIT,
     ) -> None:
         self._http, self._transport, self._clock = http, transport, clock
         self._timeout, self._limit = timeout, markdown_limit
+        self.channel_types: tuple[str, ...] = (
+            ("wecom_aibot", "wecom_response_url") if transport else ("wecom_response_url",)
+        )
 
     async def send(
         self, destination: Destination, message: Outbound, *, skip_parts: int = 0
@@ -308,14 +313,22 @@ class WeComBotSender:
         if not parts:
             raise DeliveryError("wecom aibot: empty message", retryable=False, code="empty")
         bodies = [{"msgtype": "markdown", "markdown": {"content": p}} for p in parts]
-        steps: list[Step] = [
-            partial(self._transport.send_msg, destination.chat_id, b) for b in bodies
-        ]
+        steps: list[Step] = [partial(self._proactive, destination.chat_id, b) for b in bodies]
         if destination.channel_type == "wecom_response_url":
             if not destination.url:
                 raise DeliveryError("wecom response_url missing", retryable=False, code="expired")
             steps[0] = partial(self._respond, destination.url, bodies[0])
         return steps
+
+    async def _proactive(self, chat_id: str, body: dict[str, Any]) -> None:
+        if self._transport is None:
+            raise DeliveryError(
+                "wecom aibot: posting without a response_url needs the long connection "
+                "(DUBAN_WECOM_BOT_ID and DUBAN_WECOM_BOT_SECRET)",
+                retryable=False,
+                code="config",
+            )
+        await self._transport.send_msg(chat_id, body)
 
     async def _respond(self, url: str, body: dict[str, Any]) -> None:
         what = "wecom response_url"
