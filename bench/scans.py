@@ -12,6 +12,12 @@ Then 本月任务 for ``--probes`` units: the ledger query the handler makes
 (bot.ledger.instances.unit_instances) and the whole command through the Dispatcher
 (who-is lookup, query, render, reply queued, commit) — target ≤ 20 ms.
 Baseline: ``SELECT count(*) FROM task_instances`` in the same run.
+
+To compare two versions of the code on the same ledger: ``--prepare-only`` builds the
+database and stops (SQLite: the file named by ``--database``; PostgreSQL: a new database,
+kept, its URL printed); copy it (``cp``, or ``CREATE DATABASE b TEMPLATE a``) and run each
+version on its own copy with ``--existing``, which uses the database as it is (configuration
+applied, ledger loaded: neither is done again, nothing is dropped).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import asyncio
 import random
 import sys
 import tempfile
+import time
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
@@ -53,9 +60,6 @@ def _days(calendar: object, start: date, n: int) -> list[date]:
 
 
 async def run(args: argparse.Namespace) -> None:
-    from bot import schema
-    from bot.clock import SHANGHAI, FixedClock
-    from bot.db import Database
     from bot.deployment import load
 
     shape = Shape(args.units, args.per_community, args.members_per_unit)
@@ -73,19 +77,35 @@ async def run(args: argparse.Namespace) -> None:
             f"province: {shape.units} units; config load {t[0]:.1f} s "
             f"({load_average()}, peak RSS {peak_rss_mb():.0f} MB)"
         )
-    async with fresh_database(args.database) as url:
-        print(f"database: {backend(url)}")
-        db = Database(url)
-        try:
-            await schema.upgrade(db.engine)
+    if args.existing:
+        if not args.database:
+            raise SystemExit("--existing needs --database")
+        await _on(args, args.database, loaded, apply=False)
+    else:
+        async with fresh_database(args.database, keep=args.prepare_only) as url:
+            await _on(args, url, loaded, apply=True)
+    print(f"RSS at the end {current_rss_mb():.0f} MB; peak RSS: {peak_rss_mb():.0f} MB")
+
+
+async def _on(args: argparse.Namespace, url: str, loaded: Any, *, apply: bool) -> None:
+    from sqlalchemy.engine import make_url
+
+    from bot import schema
+    from bot.clock import SHANGHAI, FixedClock
+    from bot.db import Database
+
+    print(f"database: {backend(url)} {make_url(url).render_as_string(hide_password=True)}")
+    db = Database(url)
+    try:
+        await schema.upgrade(db.engine)
+        if apply:
             clock = FixedClock(datetime.now(SHANGHAI))
             with timed() as t:
                 applied = await apply_or_copy(db, loaded, clock)
             print(f"config apply: {t[0]:.1f} s ({load_average()}) — {applied}")
-            await measure(args, db, loaded)
-        finally:
-            await db.dispose()
-    print(f"RSS at the end {current_rss_mb():.0f} MB; peak RSS: {peak_rss_mb():.0f} MB")
+        await measure(args, db, loaded)
+    finally:
+        await db.dispose()
 
 
 async def measure(args: argparse.Namespace, db: Any, loaded: Any) -> None:
@@ -122,6 +142,9 @@ async def measure(args: argparse.Namespace, db: Any, loaded: Any) -> None:
             f"({seeded.instances / t[0]:.0f} instances/s)"
         )
     await at_rest(db)
+    if args.prepare_only:
+        print(f"prepared; stopping ({load_average()})")
+        return
     counts = []
     for _ in range(5):
         async with db.begin() as s:
@@ -132,7 +155,9 @@ async def measure(args: argparse.Namespace, db: Any, loaded: Any) -> None:
     print(f"baseline SELECT count(*) FROM task_instances: median {ms(base)} ({load_average()})")
     env = JobEnv(db, loaded, clock, Renderer.for_config(loaded.root))
     timings: dict[str, list[float]] = {"supervise": [], "inspect": []}
-    print(f"{'day':<12}{'job':<11}{'time':>10}{'× count(*)':>12}  work done")
+    # The bench's own CPU time beside the wall time: on a shared machine it moves far less
+    # with the load (it leaves out the PostgreSQL server's share of the work).
+    print(f"{'day':<12}{'job':<11}{'time':>10}{'cpu':>8}{'× count(*)':>12}  work done")
     for day in days:
         if day != days[0]:
             came = await reports_arrive(db, days[0], datetime.combine(day, dtime(17, 30), SHANGHAI))
@@ -143,8 +168,10 @@ async def measure(args: argparse.Namespace, db: Any, loaded: Any) -> None:
         for name, at in (("supervise", dtime(9, 30)), ("inspect", dtime(17, 30))):
             occurrence = datetime.combine(day, at, SHANGHAI)
             clock.at = occurrence
+            cpu = time.process_time()
             with timed() as t:
                 ran = await BY_NAME[name].run(env, occurrence)  # type: ignore[misc]
+            cpu = time.process_time() - cpu
             assert ran, f"{name} {occurrence} did not run"
             async with db.begin() as s:
                 detail = await s.scalar(
@@ -152,7 +179,7 @@ async def measure(args: argparse.Namespace, db: Any, loaded: Any) -> None:
                 )
             timings[name].append(t[0])
             print(
-                f"{day.isoformat():<12}{name:<11}{t[0]:>9.2f}s{t[0] / base:>11.0f}×  "
+                f"{day.isoformat():<12}{name:<11}{t[0]:>9.2f}s{cpu:>7.2f}s{t[0] / base:>11.0f}×  "
                 f"{detail} ({load_average()})"
             )
     for name, samples in timings.items():
@@ -248,7 +275,12 @@ def main() -> None:
     parser.add_argument(
         "--prepare-only",
         action="store_true",
-        help="stop after loading (with --database, to profile)",
+        help="stop after loading the ledger, keeping the database (with --database)",
+    )
+    parser.add_argument(
+        "--existing",
+        action="store_true",
+        help="use --database as it is: configuration applied and ledger loaded before",
     )
     asyncio.run(run(parser.parse_args()))
 

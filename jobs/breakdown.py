@@ -1,14 +1,24 @@
-"""月度分解: on the first working day, materialise the month and post each community its tasks."""
+"""月度分解: on the first working day, materialise the month and post each community its tasks;
+the admins get a summary: the totals, and the communities that need their attention.
+
+The summary is one robot message at any scale: a province has thousands of communities, and a
+line each would be 60 messages, two minutes of the admins' robot. It lists every community only
+when they are few, and otherwise only those needing attention, capped; 统计, 看板 and 导出 give
+the full picture.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
 from bot.clock import SHANGHAI
 from bot.duerules import Period
-from bot.ledger.breakdown import breakdown
+from bot.ledger.breakdown import Item, breakdown
+from bot.ledger.contacts import units_without
 from bot.ledger.instances import materialise
 from bot.messages import Outbound
 from bot.models import ChatGroup, Community, CommunityMember, Unit
@@ -18,6 +28,25 @@ from jobs.env import JobEnv
 from jobs.runs import LATE_AFTER, claim_occurrence, record_detail
 
 JOB = "breakdown"
+LIST_ALL_UP_TO = 12  # communities: up to this many, the summary has a line for each
+ATTENTION_CAP = 10  # communities needing attention named in the summary; the rest counted
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One community in the admins' summary."""
+
+    name: str
+    units: int
+    tasks: int
+    instances: int
+    posted: bool  # a configured group got its breakdown
+    lead: bool
+    unstaffed: list[str]  # units without liaisons
+
+    @property
+    def needs_attention(self) -> bool:
+        return not (self.posted and self.lead) or bool(self.unstaffed)
 
 
 async def run(env: JobEnv, occurrence: datetime) -> bool:
@@ -59,19 +88,23 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
             ).all()
         )
         title = f"{month.label}任务分解"
-        summary = []
+        unstaffed = await units_without(s, "liaison")
+        lines: list[Line] = []
         posts: list[Queued] = []
         for cid, name, group_key in communities:
             mine = items.get(cid, [])
-            summary.append(
-                {
-                    "name": name,
-                    "units": sizes.get(cid, 0),
-                    "tasks": len(mine),
-                    "instances": sum(i.count for i in mine),
-                }
-            )
             group = groups.get(group_key or "")
+            lines.append(
+                Line(
+                    name,
+                    sizes.get(cid, 0),
+                    len(mine),
+                    sum(i.count for i in mine),
+                    group is not None,
+                    cid in leads,
+                    unstaffed.get(cid, []),
+                )
+            )
             if group is None:
                 continue
             body = env.renderer.render(
@@ -96,9 +129,9 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
             body = env.renderer.render(
                 "posts/breakdown_summary.md.j2",
                 month=month,
-                rows=summary,
                 created=created,
                 late=late,
+                **_summary(lines, items),
             )
             await enqueue(
                 s,
@@ -124,3 +157,22 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
         await record_detail(s, JOB, occurrence, f"{created} instances; {len(communities)} groups")
     env.nudge()
     return True
+
+
+def _summary(lines: list[Line], items: dict[int, list[Item]]) -> dict[str, Any]:
+    """The summary's variables: totals, every community's line when they are few, and those
+    needing attention (worst first, capped)."""
+    attention = sorted(
+        (line for line in lines if line.needs_attention),
+        key=lambda line: (line.posted, line.lead),  # unposted, then leaderless, then the rest
+    )
+    return {
+        "communities": len(lines),
+        "units": sum(line.units for line in lines),
+        "tasks": len({i.task_id for mine in items.values() for i in mine}),
+        "instances": sum(line.instances for line in lines),
+        "posted": sum(line.posted for line in lines),
+        "rows": lines if len(lines) <= LIST_ALL_UP_TO else [],
+        "attention": attention[:ATTENTION_CAP],
+        "more": max(0, len(attention) - ATTENTION_CAP),
+    }

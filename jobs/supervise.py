@@ -2,11 +2,15 @@
 a warning @-mentioning the liaisons on the first working day overdue; after N working days the
 secretary and the community's lead unit are @-mentioned; after M the admins' group is told, the
 unit goes on the period's negative list (负面清单) and a reminder talk (提醒谈话) is suggested.
+
+Every step is recorded per case, but a unit hears once per step and run: its cases that reach
+the same step together go into one post listing each of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
@@ -115,70 +119,95 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
             if (case.subject, case.id, step) not in done
         ]
         fresh = await take_steps(s, [(c.subject, c.id, step) for c, step in due], now)
-        people: dict[tuple[str, str], dict[int, list[Mention]]] = {}
-
-        async def who(role: str, platform: str) -> dict[int, list[Mention]]:
-            if (role, platform) not in people:
-                # Only the units posted about today in that platform's groups, and their leads.
-                wanted = {
-                    c.unit_id
-                    for c, step in due
-                    if (c.subject, c.id, step) in fresh
-                    and (g := groups.get(c.group_key or "")) is not None
-                    and g.platform == platform
-                }
-                wanted |= {leads[u] for u in wanted if u in leads}
-                people[(role, platform)] = await mentions_for(s, wanted, role, platform)
-            return people[(role, platform)]
-
-        posts: list[Queued] = []
         listings: list[tuple[int, str, str]] = []  # the negative list: unit, period, why
+        # (unit, step, group) → its cases, in the order the posts go out.
+        bundles: dict[tuple[int, int, str], list[Case]] = {}
         for case, step in due:
             if (case.subject, case.id, step) not in fresh:
                 continue
             taken += 1
-            group = groups.get(case.group_key or "")
             if step == ADMINS:
                 listings.append((case.unit_id, case.period, f"{case.what} 逾期{case.late}个工作日"))
                 target = admin
-                mentions: Sequence[Mention] = ()
-            elif group is None:
-                continue
             else:
-                target = group
-                liaisons = await who("liaison", group.platform)
-                mentions = liaisons.get(case.unit_id, [])
-                if step == SECRETARY:
-                    secretaries = await who("secretary", group.platform)
-                    lead = leads.get(case.unit_id)
-                    mentions = [
-                        *secretaries.get(case.unit_id, []),
-                        *(liaisons.get(lead, []) if lead and lead != case.unit_id else []),
-                    ]
-            if target is None:
-                continue
-            posts.append(_post(env, target, case, step, mentions))
+                target = groups.get(case.group_key or "")
+            if target is not None:
+                bundles.setdefault((case.unit_id, step, target.id), []).append(case)
+        people = await _mentioned(s, bundles, groups, leads)
+        posts: list[Queued] = []
+        for (unit_id, step, target_id), bundled in bundles.items():
+            target = groups[target_id]
+            liaisons = people.get(("liaison", target.platform), {})
+            mentions: Sequence[Mention] = ()
+            if step == WARN:
+                mentions = liaisons.get(unit_id, [])
+            elif step == SECRETARY:
+                lead = leads.get(unit_id)
+                mentions = [
+                    *people.get(("secretary", target.platform), {}).get(unit_id, []),
+                    *(liaisons.get(lead, []) if lead and lead != unit_id else []),
+                ]
+            posts.append(_post(env, target, bundled, step, mentions))
         await put_on_negative_lists(s, listings, now)
         await enqueue_many(s, posts, now=now)
         problems = sum(1 for c in cases if c.subject == "problem")
-        detail = f"{instances_overdue + problems} overdue; {taken} steps taken"
+        detail = f"{instances_overdue + problems} overdue; {taken} steps taken; {len(posts)} posts"
         await record_detail(s, JOB, occurrence, detail)
     env.nudge()
     return True
 
 
-def _post(env: JobEnv, target: Group, case: Case, step: int, mentions: Sequence[Mention]) -> Queued:
+def _post(
+    env: JobEnv, target: Group, cases: Sequence[Case], step: int, mentions: Sequence[Mention]
+) -> Queued:
     body = env.renderer.render(
-        "posts/supervise.md.j2", case=case, step=step, warn=WARN, secretary=SECRETARY, admins=ADMINS
+        "posts/supervise.md.j2",
+        unit=cases[0].unit_short,
+        cases=cases,
+        has_tasks=any(c.subject == "instance" for c in cases),
+        has_problems=any(c.subject == "problem" for c in cases),
+        step=step,
+        warn=WARN,
+        secretary=SECRETARY,
+        admins=ADMINS,
     )
     title = {WARN: "逾期预警", SECRETARY: "督办提醒", ADMINS: "督办升级"}[step]
+    first = cases[0]
     return Queued(
         Outbound(body, title=title, mentions=tuple(mentions)),
         group_target(target),
         kind=f"{JOB}{step}",
-        dedupe_key=f"{JOB}:{case.subject}:{case.id}:{step}",
+        # Named after its first case: each (case, step) is taken once, so no other post, on
+        # any day or run, can carry that key (a key per unit and day would swallow a second
+        # run's post on the same day).
+        dedupe_key=f"{JOB}:{first.subject}:{first.id}:{step}",
         coalesce=True,
     )
+
+
+async def _mentioned(
+    s: AsyncSession,
+    bundles: Mapping[tuple[int, int, str], object],
+    groups: Mapping[str, Group],
+    leads: Mapping[int, int],
+) -> dict[tuple[str, str], dict[int, list[Mention]]]:
+    """Per (role, platform), the mentions of the units whose posts @-mention that role: the
+    liaisons of units warned and of the leads of units at the secretary step, the secretaries
+    of those units. Nobody else: on a heavy day that is tens of thousands of people."""
+    wanted: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for unit_id, step, target_id in bundles:
+        platform = groups[target_id].platform
+        if step == WARN:
+            wanted["liaison", platform].add(unit_id)
+        elif step == SECRETARY:
+            wanted["secretary", platform].add(unit_id)
+            lead = leads.get(unit_id)
+            if lead is not None and lead != unit_id:
+                wanted["liaison", platform].add(lead)
+    return {
+        (role, platform): await mentions_for(s, ids, role, platform)
+        for (role, platform), ids in wanted.items()
+    }
 
 
 def _steps_due(ladder: Ladder, calendar: WorkCalendar, today: date) -> dict[int, datetime | None]:

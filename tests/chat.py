@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,25 +117,54 @@ class Chat:
             yield session
 
 
-@pytest.fixture
-async def chat(
-    aiohttp_server: Any, aiohttp_client: Any, database_url: str, tmp_path: Any, clock: FixedClock
+async def make_chat(
+    aiohttp_server: Any,
+    aiohttp_client: Any,
+    database_url: str,
+    clock: FixedClock,
+    *,
+    config: Path = SAMPLE_CONFIG,
+    dingtalk_groups: Iterable[str] = (),
+    wecom_aibot: bool = False,
+    **settings: Any,
 ) -> Chat:
+    """The whole bot on ``config`` (the sample's by default, read with SAMPLE_SECRETS), talking
+    to a fake DingTalk and a fake WeCom (whose robot is the sample's admins' group).
+
+    ``dingtalk_groups``: the conversations the fake DingTalk's robot is in (sends to any other
+    are refused); ``wecom_aibot``: the WeCom AI bot's callbacks mounted, with the fake's
+    credentials; ``settings``: further Settings fields (``public_url=…``, ``link_secret=…``).
+    """
     fake = FakeDingTalk(clock=lambda: clock.now().timestamp())
     await fake.start(aiohttp_server)
+    for group in dingtalk_groups:
+        fake.add_group(group)
     wecom = FakeWeCom(clock=lambda: clock.now().timestamp())
     await wecom.start(aiohttp_server)
     wecom.add_robot(SAMPLE_SECRETS["DUBAN_SECRET_WEBHOOK_ADMINS"])
-    settings = Settings(
+    if wecom_aibot:
+        settings.update(
+            wecom_bot_token=SecretStr(wecom.token),
+            wecom_bot_aes_key=SecretStr(wecom.encoding_aes_key),
+        )
+    app_settings = Settings(
         database_url=database_url,
-        config=SAMPLE_CONFIG,
+        config=config,
         scheduler_enabled=False,
         dingtalk_app_key=fake.app_key,
         dingtalk_app_secret=SecretStr(fake.app_secret),
         dingtalk_api_base=fake.base_url,
         dingtalk_oapi_base=fake.base_url,
         wecom_api_base=wecom.base_url,
+        **settings,
     )
-    deployment = load(SAMPLE_CONFIG, env=SAMPLE_SECRETS)
-    client = await aiohttp_client(create_app(settings, clock, deployment))
+    deployment = load(config, env=SAMPLE_SECRETS)
+    client = await aiohttp_client(create_app(app_settings, clock, deployment))
     return Chat(client, fake, clock, wecom)
+
+
+@pytest.fixture
+async def chat(
+    aiohttp_server: Any, aiohttp_client: Any, database_url: str, clock: FixedClock
+) -> Chat:
+    return await make_chat(aiohttp_server, aiohttp_client, database_url, clock)

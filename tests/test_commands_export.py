@@ -13,21 +13,16 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
-from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bot.app import create_app
 from bot.clock import SHANGHAI, FixedClock
 from bot.db import Database
-from bot.deployment import load
 from bot.duerules import Period
 from bot.ledger.instances import materialise
 from bot.ledger.stats import bounds
 from bot.models import StoredFile, TaskInstance
-from bot.settings import Settings
-from tests.chat import Chat
-from tests.configs import SAMPLE_CONFIG, SAMPLE_SECRETS, mini, write
-from tests.fakes import FakeDingTalk, FakeWeCom
+from tests.chat import Chat, make_chat
+from tests.configs import SAMPLE_SECRETS, mini, write
 from tests.test_serve import env_for
 
 PUBLIC = "https://duban.example.cn"
@@ -41,27 +36,9 @@ async def linked(
     aiohttp_server: Any, aiohttp_client: Any, database_url: str, clock: FixedClock
 ) -> Chat:
     """The chat harness with a public address, and the WeCom AI bot's callbacks mounted."""
-    fake = FakeDingTalk(clock=lambda: clock.now().timestamp())
-    await fake.start(aiohttp_server)
-    wecom = FakeWeCom(clock=lambda: clock.now().timestamp())
-    await wecom.start(aiohttp_server)
-    wecom.add_robot(SAMPLE_SECRETS["DUBAN_SECRET_WEBHOOK_ADMINS"])
-    settings = Settings(
-        database_url=database_url,
-        config=SAMPLE_CONFIG,
-        scheduler_enabled=False,
-        dingtalk_app_key=fake.app_key,
-        dingtalk_app_secret=SecretStr(fake.app_secret),
-        dingtalk_api_base=fake.base_url,
-        dingtalk_oapi_base=fake.base_url,
-        wecom_api_base=wecom.base_url,
-        wecom_bot_token=SecretStr(wecom.token),
-        wecom_bot_aes_key=SecretStr(wecom.encoding_aes_key),
-        public_url=PUBLIC,
+    return await make_chat(
+        aiohttp_server, aiohttp_client, database_url, clock, wecom_aibot=True, public_url=PUBLIC
     )
-    deployment = load(SAMPLE_CONFIG, env=SAMPLE_SECRETS)
-    client = await aiohttp_client(create_app(settings, clock, deployment))
-    return Chat(client, fake, clock, wecom)
 
 
 def link_in(reply: str) -> str:

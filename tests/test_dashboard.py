@@ -20,17 +20,13 @@ import yaml
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from bot.app import create_app
 from bot.clock import SHANGHAI, FixedClock
 from bot.dashboard.trend import trend_chart
-from bot.deployment import load
 from bot.duerules import Period
 from bot.ledger.stats import Figures
 from bot.models import AuditEntry, CheckIn, PlanTask, TaskInstance, Unit
-from bot.settings import Settings
-from tests.chat import C5, STAFF, Chat
-from tests.configs import SAMPLE_CONFIG, SAMPLE_SECRETS
-from tests.fakes import FakeDingTalk, FakeWeCom
+from tests.chat import C5, STAFF, Chat, make_chat
+from tests.configs import SAMPLE_CONFIG
 
 PUBLIC = "https://duban.example.cn"
 ADMINS = "cidADMINSgroupXXXXXXXXXXXXXX=="  # the admins' group, on DingTalk in these tests
@@ -61,29 +57,17 @@ async def board(
     aiohttp_server: Any, aiohttp_client: Any, database_url: str, tmp_path: Path, clock: FixedClock
 ) -> Chat:
     """The whole bot, as the `chat` fixture, with a public URL (links enabled)."""
-    fake = FakeDingTalk(clock=lambda: clock.now().timestamp())
-    await fake.start(aiohttp_server)
-    fake.add_group(C5)
-    fake.add_group(ADMINS)
-    wecom = FakeWeCom(clock=lambda: clock.now().timestamp())
-    await wecom.start(aiohttp_server)
     (tmp_path / "conf").mkdir()
-    root = config_with_dingtalk_admins(tmp_path / "conf")
-    settings = Settings(
-        database_url=database_url,
-        config=root,
-        scheduler_enabled=False,
-        dingtalk_app_key=fake.app_key,
-        dingtalk_app_secret=SecretStr(fake.app_secret),
-        dingtalk_api_base=fake.base_url,
-        dingtalk_oapi_base=fake.base_url,
-        wecom_api_base=wecom.base_url,
+    return await make_chat(
+        aiohttp_server,
+        aiohttp_client,
+        database_url,
+        clock,
+        config=config_with_dingtalk_admins(tmp_path / "conf"),
+        dingtalk_groups=(C5, ADMINS),
         public_url=PUBLIC,
         link_secret=SecretStr("dashboard-test-secret-" * 2),
     )
-    deployment = load(root, env=SAMPLE_SECRETS)
-    client = await aiohttp_client(create_app(settings, clock, deployment))
-    return Chat(client, fake, clock, wecom)
 
 
 async def instance(chat: Chat, unit: str, title_part: str) -> TaskInstance:

@@ -20,6 +20,7 @@ from bot.db import Database
 from bot.inbound import Inbox
 from bot.messages import Inbound
 from tests.fakes import FakeDingTalk, ManualClock
+from tests.waiting import until
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=SHANGHAI)
 Start = Callable[..., Awaitable[StreamClient]]
@@ -87,15 +88,6 @@ async def start(
 
 def opens(fake: FakeDingTalk) -> list[Any]:
     return [c for c in fake.calls if c.path == OPEN_PATH]
-
-
-async def until(condition: Callable[[], bool], seconds: float = 2.0) -> None:
-    """Short bounded polling, for a reconnect that happens on its own."""
-    for _ in range(int(seconds / 0.005)):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition not met in time")
 
 
 async def test_a_bot_message_is_handed_on_then_acked(

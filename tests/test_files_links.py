@@ -22,7 +22,7 @@ from bot.outbox import enqueue, group_target
 from bot.settings import Settings
 from tests.configs import ENV, mini, write
 from tests.fakes import FakeDingTalk, ManualClock
-from tests.test_delivery import until
+from tests.waiting import until
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=SHANGHAI)
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4

@@ -1,6 +1,7 @@
 """The paths made for a province's volumes write and send exactly what the plain ones do:
-bulk inserts, many messages queued at once, the worker's remembered lane heads, and the
-rate window counted from when a post's requests were really made."""
+bulk inserts, many messages queued at once, the worker's remembered lane heads, the rate
+window counted from when a post's requests were really made, and lists of more ids than a
+statement may bind."""
 
 from __future__ import annotations
 
@@ -18,10 +19,24 @@ from bot.clock import SHANGHAI, FixedClock
 from bot.db import Database
 from bot.delivery import DeliveryWorker, retry_dead
 from bot.delivery.limits import RollingLimiter
+from bot.ledger import reviews
+from bot.ledger.board import liaison_names, overdue_due_between
+from bot.ledger.contacts import lead_of, mentions_for
 from bot.ledger.escalation import late_workdays, put_on_negative_lists, reached_by
+from bot.ledger.problems import open_problems
+from bot.ledger.progress import overdue, unit_tallies, view_instances
 from bot.messages import Mention, Outbound
 from bot.metrics import Metrics
-from bot.models import AuditEntry, NegativeListing, OutboxMessage, TaskInstance, Unit
+from bot.models import (
+    AuditEntry,
+    CheckIn,
+    NegativeListing,
+    OutboxMessage,
+    Person,
+    Problem,
+    TaskInstance,
+    Unit,
+)
 from bot.outbox import Queued, enqueue, enqueue_many
 from bot.workdays import WorkCalendar
 from jobs import breakdown
@@ -216,3 +231,45 @@ async def test_negative_lists_keep_the_first_reason_and_audit_what_was_added(
         (str(a), {"period": "2026-11", "reason": "早先的原因"}),
         (str(b), {"period": "2026-11", "reason": "第一条"}),
     ]
+
+
+# More ids than any backend binds one by one: PostgreSQL (asyncpg) takes 32,767 parameters,
+# SQLite builds 32,766 or 250,000.
+HUGE = 250_001
+
+
+async def test_lists_of_more_ids_than_a_statement_may_bind(env: JobEnv) -> None:  # noqa: F811
+    assert await breakdown.run(env, DEC_1)  # December's instances
+    now = datetime(2027, 1, 20, 9, tzinfo=SHANGHAI)  # December's deadlines all passed
+    start, end = datetime(2026, 12, 1, tzinfo=SHANGHAI), datetime(2027, 1, 1, tzinfo=SHANGHAI)
+    async with env.db.begin() as s:
+        units = list((await s.scalars(select(Unit.id).order_by(Unit.id))).all())
+        first = await s.scalar(select(TaskInstance).where(TaskInstance.unit_id == units[0]))
+        someone = await s.scalar(select(Person.id))
+        assert first is not None and someone is not None
+        s.add(Problem(unit_id=units[1], description="台账不全", deadline=now, found_at=now))
+        s.add(
+            CheckIn(
+                instance_id=first.id, reporter_id=someone, for_unit_id=units[0], text="已开展",
+                platform="dingtalk", platform_msg_id="m1", submitted_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+    padded = units + list(range(10**7, 10**7 + HUGE))  # the real ids among ids of no unit
+    async with env.db.begin() as s:
+        reads = {
+            "mentions_for": lambda ids: mentions_for(s, ids, "liaison", "dingtalk"),
+            "lead_of": lambda ids: lead_of(s, ids),
+            "liaison_names": lambda ids: liaison_names(s, ids),
+            "unit_tallies": lambda ids: unit_tallies(s, ids, ("2026-12",), now),
+            "view_instances": lambda ids: view_instances(s, ids, ("2026-12",)),
+            "overdue": lambda ids: overdue(s, now=now, unit_ids=ids, per="unit", cap=2),
+            "overdue_due_between": lambda ids: overdue_due_between(
+                s, start, end, now=now, unit_ids=ids, limit=5
+            ),
+            "open_problems": lambda ids: open_problems(s, ids),
+            "review queue": lambda ids: reviews.queue(s, ids, 5),
+        }
+        for name, read in reads.items():
+            few, many = await read(units), await read(padded)
+            assert few, name  # something to compare
+            assert many == few, name

@@ -18,12 +18,16 @@ SAMPLE = load(SAMPLE_CONFIG, env=SAMPLE_SECRETS)
 
 
 def lines_about(posted: list[Posted], unit: str, task: str) -> list[tuple[str, str, str]]:
-    """(time, kind, line) for each posted line naming the unit and the task."""
+    """(time, kind, line) for each posted line naming the task and the unit, or naming the task
+    in a list headed by the unit (a 督办 post lists a unit's cases under its name)."""
     found = []
     for p in posted:
-        for line in p.text.splitlines():
-            if unit in line and task in line and p.kind != "breakdown":
-                found.append((f"{p.at:%m-%d %H:%M}", p.kind, line))
+        for block in p.text.split("\n\n"):  # merged posts are joined by blank lines
+            head = block.split("\n", 1)[0]
+            for line in block.splitlines():
+                owner = head if line.startswith("- ") else line
+                if task in line and unit in owner and p.kind != "breakdown":
+                    found.append((f"{p.at:%m-%d %H:%M}", p.kind, line))
     return found
 
 

@@ -29,6 +29,7 @@ from tests.fakes import FakeWeCom
 from tests.fakes.wecom_aibot_ws import SUBSCRIBE_REFUSED, FakeAibotWs
 from tests.test_split import chinese_report
 from tests.test_wecom_inbound import WINDOW, bot_starter
+from tests.waiting import until
 
 SECRET = "aibot-ws-secret-Hk4Rt8Wq"
 GROUP = "wrkGROUP1"
@@ -103,15 +104,6 @@ async def start(
         started.conn.stop()
         async with asyncio.timeout(1):
             await started.task
-
-
-async def until(condition: Callable[[], bool], seconds: float = 2.0) -> None:
-    """Short bounded polling, for what no event announces (a log line, an HTTP call)."""
-    for _ in range(int(seconds / 0.005)):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition not met in time")
 
 
 async def seen_by(fake: FakeAibotWs, condition: Callable[[], bool]) -> None:

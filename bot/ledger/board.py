@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import SHANGHAI
+from bot.ledger.idlists import among
 from bot.ledger.problems import open_problems
 from bot.ledger.progress import CommunityRef, is_overdue
 from bot.models import Community, Person, PlanTask, Role, TaskInstance, Unit
@@ -80,7 +81,7 @@ async def overdue_due_between(
         Unit.active,
     ]
     if unit_ids is not None:
-        where.append(TaskInstance.unit_id.in_(unit_ids))
+        where.append(among(session, TaskInstance.unit_id, unit_ids))
     total = await session.scalar(
         select(func.count())
         .select_from(TaskInstance)
@@ -117,7 +118,7 @@ async def liaison_names(
     rows = await session.execute(
         select(Role.unit_id, Person.name)
         .join(Person, Person.id == Role.person_id)
-        .where(Role.role == "liaison", Role.unit_id.in_(unit_ids), Person.active)
+        .where(Role.role == "liaison", among(session, Role.unit_id, unit_ids), Person.active)
         .order_by(Role.unit_id, Person.id)
     )
     found: dict[int, tuple[str, ...]] = {}

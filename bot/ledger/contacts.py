@@ -1,4 +1,9 @@
-"""Whom to @-mention for a unit on a platform: its liaisons, its secretary."""
+"""Whom to @-mention for a unit on a platform: its liaisons, its secretary; and the units
+with nobody in a role.
+
+督办 and 提示 ask for every unit they post about at once: tens of thousands of ids at a
+province's scale, each list bound as one value (bot.ledger.idlists).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from bot.ledger.idlists import among
 from bot.messages import Mention
-from bot.models import CommunityMember, Identity, Person, Role
+from bot.models import CommunityMember, Identity, Person, Role, Unit
 
 
 async def mentions_for(
@@ -28,7 +34,7 @@ async def mentions_for(
             .outerjoin(
                 Identity, (Identity.person_id == Person.id) & (Identity.platform == platform)
             )
-            .where(Role.unit_id.in_(ids), Role.role == role, Person.active)
+            .where(among(session, Role.unit_id, ids), Role.role == role, Person.active)
             .order_by(Role.unit_id, Person.id)
         )
     ).all()
@@ -50,7 +56,27 @@ async def lead_of(session: AsyncSession, unit_ids: Iterable[int]) -> dict[int, i
         await session.execute(
             select(member.unit_id, lead.unit_id)
             .join(lead, (lead.community_id == member.community_id) & lead.is_lead)
-            .where(member.unit_id.in_(ids))
+            .where(among(session, member.unit_id, ids))
         )
     ).all()
     return {unit: lead_unit for unit, lead_unit in rows}
+
+
+async def units_without(session: AsyncSession, role: str) -> dict[int, list[str]]:
+    """Per community id, the short names of its active units with no active person in `role`:
+    nobody there to @-mention, nobody to check in (lead unit first, then in unit order)."""
+    staffed = (
+        select(Role.id)
+        .join(Person, Person.id == Role.person_id)
+        .where(Role.unit_id == Unit.id, Role.role == role, Person.active)
+    )
+    rows = await session.execute(
+        select(CommunityMember.community_id, Unit.short_name)
+        .join(Unit, Unit.id == CommunityMember.unit_id)
+        .where(Unit.active, ~staffed.exists())
+        .order_by(CommunityMember.community_id, CommunityMember.is_lead.desc(), Unit.id)
+    )
+    out: dict[int, list[str]] = defaultdict(list)
+    for community_id, short in rows:
+        out[community_id].append(short)
+    return dict(out)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import audit
 from bot.clock import SHANGHAI
 from bot.ledger.checkins import ATTACH_WINDOW
+from bot.ledger.idlists import among
 from bot.ledger.people import UnitRef, unit_ref
 from bot.messages import Media
 from bot.models import Attachment, CommunityMember, Problem, Rectification, Unit
@@ -51,7 +52,7 @@ async def open_problems(
         .order_by(Problem.deadline, Problem.id)
     )
     if unit_ids is not None:
-        stmt = stmt.where(Problem.unit_id.in_(unit_ids))
+        stmt = stmt.where(among(session, Problem.unit_id, unit_ids))
     rows = await session.execute(stmt)
     return [OpenProblem(p, unit_ref(u, m), r) for p, u, m, r in rows]
 

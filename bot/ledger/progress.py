@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import SHANGHAI
+from bot.ledger.idlists import among
 from bot.ledger.instances import Listed
 from bot.ledger.people import UnitRef, Who, community_units, unit_ref
 from bot.models import Community, CommunityMember, PlanTask, TaskInstance, Unit
@@ -68,7 +69,7 @@ async def unit_tallies(
 ) -> dict[int, Tally]:
     rows = await session.execute(
         select(TaskInstance.unit_id, *_tally_columns(now))
-        .where(TaskInstance.unit_id.in_(unit_ids), TaskInstance.period.in_(periods))
+        .where(among(session, TaskInstance.unit_id, unit_ids), TaskInstance.period.in_(periods))
         .group_by(TaskInstance.unit_id)
     )
     return {unit_id: Tally(*map(int, counts)) for unit_id, *counts in rows}
@@ -158,7 +159,7 @@ async def overdue(
     group = CommunityMember.community_id if per == "community" else TaskInstance.unit_id
     where = [is_overdue(now), Unit.active]
     if unit_ids is not None:
-        where.append(TaskInstance.unit_id.in_(unit_ids))
+        where.append(among(session, TaskInstance.unit_id, unit_ids))
 
     def scoped(stmt: Any) -> Any:
         return (
@@ -211,7 +212,7 @@ async def view_instances(
     stmt = (
         select(TaskInstance, PlanTask)
         .join(PlanTask, PlanTask.id == TaskInstance.task_id)
-        .where(TaskInstance.unit_id.in_(unit_ids), TaskInstance.period.in_(periods))
+        .where(among(session, TaskInstance.unit_id, unit_ids), TaskInstance.period.in_(periods))
         .order_by(TaskInstance.unit_id, TaskInstance.due_at, TaskInstance.no)
     )
     if statuses is not None:

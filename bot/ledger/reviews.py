@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
+from bot.ledger.idlists import among
 from bot.messages import Mention
 from bot.models import (
     Attachment,
@@ -49,7 +50,7 @@ async def queue(
     A report whose instance was excused meanwhile needs no verdict, so it is left out."""
     where = [CheckIn.status == "submitted", TaskInstance.status != "excused"]
     if unit_ids is not None:
-        where.append(TaskInstance.unit_id.in_(list(unit_ids)))
+        where.append(among(session, TaskInstance.unit_id, unit_ids))
     base = (
         select(CheckIn, TaskInstance, PlanTask, Unit)
         .join(TaskInstance, TaskInstance.id == CheckIn.instance_id)
