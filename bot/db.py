@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, Table, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, Dialect, make_url
@@ -103,8 +103,23 @@ def insert_or_ignore(
     return stmt.on_conflict_do_nothing()
 
 
+_IGNORING: dict[tuple[str, Table, tuple[str, ...]], Any] = {}
+
+
 async def claim(session: AsyncSession, table: Any, values: dict[str, Any]) -> bool:
-    """Insert one row unless its unique key exists; True when this call inserted it."""
-    stmt = insert_or_ignore(session.get_bind().dialect.name, table, values)
-    result = cast(CursorResult[Any], await session.execute(stmt))
+    """Insert one row unless its unique key exists; True when this call inserted it.
+
+    For a table the statement is built once per set of columns and the values are bound to
+    it: the outbox claims a key for every message, and building a statement costs more than
+    running it."""
+    dialect = session.get_bind().dialect.name
+    if not isinstance(table, Table):  # a mapped class: rare, built each time
+        stmt = insert_or_ignore(dialect, table, values)
+        return cast(CursorResult[Any], await session.execute(stmt)).rowcount == 1
+    key = (dialect, table, tuple(values))
+    prebuilt = _IGNORING.get(key)
+    if prebuilt is None:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        prebuilt = _IGNORING[key] = insert(table).on_conflict_do_nothing()
+    result = cast(CursorResult[Any], await session.execute(prebuilt, values))
     return result.rowcount == 1

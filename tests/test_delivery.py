@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +38,7 @@ from bot.settings import Settings
 from tests.configs import ENV, mini, write
 from tests.fakes import FakeDingTalk, FakeWeCom
 from tests.test_split import chinese_report
+from tests.waiting import until
 
 ADMINS = ENV["T_WEBHOOK_ADMINS"]
 SECRETS = {
@@ -364,14 +365,6 @@ async def test_a_timed_out_send_is_retried_and_delivered_once(
     # the window the worker's docstring states).
     assert (late.fault, late.status) == ("delay", None)
     assert rig.wecom.texts(ADMINS) == ["通知 0", "通知 1", "通知 2"]
-
-
-async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 # --- dead messages and alerts -------------------------------------------------------------

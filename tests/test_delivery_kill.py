@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from bot.outbox import enqueue, group_target
 from tests.configs import ENV, mini, write
 from tests.fakes import FakeWeCom
 from tests.test_serve import duban, env_for, free_port, wait_healthy
+from tests.waiting import until
 
 pytestmark = pytest.mark.skipif(
     "outbox" not in {f.name for f in dataclasses.fields(Deps)},
@@ -32,14 +32,6 @@ pytestmark = pytest.mark.skipif(
 
 KEY = ENV["T_WEBHOOK_ADMINS"]
 COUNT = 30
-
-
-async def until(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def queue_before_start(database_url: str, config: Path) -> list[str]:

@@ -17,7 +17,7 @@ from bot.clock import SHANGHAI
 from bot.deployment import Loaded
 from bot.messages import Outbound
 from bot.models import OutboxMessage
-from bot.outbox import enqueue, group_target
+from bot.outbox import enqueue, group_target, groups_of
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ async def alert_dead(
     now: datetime,
 ) -> bool:
     """Queue the hour's alert for ``row``'s channel; False when none is due or possible."""
-    admin_key = deployment.spec.committee.admin_group
-    admins = next((g for g in deployment.spec.groups if g.id == admin_key), None)
+    groups, admin_key = groups_of(deployment), deployment.spec.committee.admin_group
+    admins = groups.by_key(admin_key) if admin_key else None
     if admins is None:
         log.warning("outbox #%d → %s dead; no admins' group to tell", row.id, row.channel)
         return False
@@ -58,7 +58,8 @@ async def alert_dead(
         return False
     if (row.platform, row.chat_id) == (admins.platform, admins.chat_id):
         return False
-    where = next((g.name for g in deployment.spec.groups if g.id == row.group_key), row.channel)
+    group = groups.by_key(row.group_key) if row.group_key else None
+    where = group.name if group is not None else row.channel
     hour = now.astimezone(SHANGHAI).strftime("%Y%m%d%H")
     message = Outbound(
         body=(

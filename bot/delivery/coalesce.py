@@ -12,12 +12,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.messages import Mention, Outbound
+from bot.models import OutboxMessage
+from bot.outbox import message_from_json
 
 SEPARATOR = "\n\n"
 
 
 def _size(text: str) -> int:
     return len(text.encode("utf-8"))
+
+
+def readable(rows: Sequence[OutboxMessage]) -> list[tuple[OutboxMessage, Outbound]]:
+    """Rows with their stored messages; stops at one that cannot be read (it goes alone)."""
+    out = []
+    for row in rows:
+        try:
+            out.append((row, message_from_json(row.body)))
+        except ValueError:
+            break
+    return out
 
 
 def joinable(head: Outbound, other: Outbound) -> bool:

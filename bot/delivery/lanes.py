@@ -1,50 +1,38 @@
-"""The lanes' heads the worker has looked up and not yet tried, fairest first.
+"""The lanes' heads the worker has looked up and not yet tried, oldest first.
 
-Looking the heads up reads one row per lane; with thousands of lanes queued (a province's
-monthly breakdown is 2,500 groups) a look per claim would read every head for every message
-sent. So one look serves until its heads are used up, and before a remembered head is claimed
-one query confirms it still leads its lane: an admin may have re-queued an older message of
-that chat since (重发), and that one goes first.
+With thousands of lanes queued (a province's monthly breakdown is 2,500 groups; every person
+replied to is a lane of their own) a look per claim would read every head for every message
+sent. So one look (ids only, at most ``claims.LOOK_LIMIT``) serves until its heads are used
+up, and the claim that tries a remembered head confirms in the same statement that it still
+leads its lane (``claims.lock``). Each lane has one head, so each look serves every waiting
+lane once: lanes are served in turn, the one whose message waited longest first.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Collection
+from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery import claims
-from bot.models import OutboxMessage as Row
-
-Lane = tuple[str, str]  # (platform, chat_id)
 
 
 class Heads:
     def __init__(self) -> None:
-        self._queue: deque[Row] = deque()
+        self._queue: deque[int] = deque()
 
     def __bool__(self) -> bool:
         return bool(self._queue)
 
-    def remember(self, heads: Sequence[Row], served: Callable[[Lane], int]) -> None:
-        """Heads just looked up; the lanes served longest ago come first."""
-        self._queue.extend(sorted(heads, key=lambda h: (served((h.platform, h.chat_id)), h.id)))
+    async def look(self, session: AsyncSession, now: datetime, tried: Collection[int]) -> bool:
+        """Remember the heads ready now, but those already ``tried`` in this pass; True when
+        there may be more than one look returns."""
+        ids = await claims.look(session, now)
+        self._queue.extend(i for i in ids if i not in tried)
+        return len(ids) >= claims.LOOK_LIMIT
 
-    async def next(self, session: AsyncSession, n: int) -> list[Row]:
-        """Up to ``n`` remembered heads, each still the oldest live row of its lane."""
-        taken = [self._queue.popleft() for _ in range(min(n, len(self._queue)))]
-        if not taken:
-            return []
-        stmt = (
-            select(Row.platform, Row.chat_id, func.min(Row.id))
-            .where(Row.status.in_(claims.LIVE), Row.chat_id.in_({h.chat_id for h in taken}))
-            .group_by(Row.platform, Row.chat_id)
-        )
-        oldest = {(p, c): i for p, c, i in await session.execute(stmt)}
-        return [h for h in taken if oldest.get((h.platform, h.chat_id)) == h.id]
-
-    def put_back(self, heads: Sequence[Row]) -> None:
-        """Heads taken but not tried, to be tried first next time."""
-        self._queue.extendleft(reversed(heads))
+    def take(self, n: int) -> list[int]:
+        """Up to ``n`` remembered heads, oldest first."""
+        return [self._queue.popleft() for _ in range(min(n, len(self._queue)))]

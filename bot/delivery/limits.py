@@ -77,6 +77,8 @@ class RollingLimiter:
     def __init__(self, window: timedelta = WINDOW) -> None:
         self.window = window
         self._hits: dict[str, deque[datetime]] = defaultdict(deque)
+        self._sweep_at = 1024  # keys held before the idle ones are forgotten
+        self._swept: datetime | None = None
 
     def _live(self, key: str, now: datetime) -> deque[datetime]:
         hits = self._hits[key]
@@ -84,8 +86,20 @@ class RollingLimiter:
             hits.popleft()
         return hits
 
+    def _forget_idle(self, now: datetime) -> None:
+        """Every private chat replied to is a key of its own: drop those whose window is empty,
+        so a long-running process does not keep one for every person who ever wrote. A look
+        over the keys once a window, or when they have doubled since the last."""
+        if len(self._hits) < self._sweep_at and self._swept and now - self._swept < self.window:
+            return
+        self._swept, edge = now, now - self.window
+        for key in [k for k, hits in self._hits.items() if not hits or hits[-1] <= edge]:
+            del self._hits[key]
+        self._sweep_at = max(1024, 2 * len(self._hits))
+
     def take(self, key: str, limit: int, cost: int, now: datetime) -> bool:
         """Charge ``cost`` requests to ``key`` if they fit now; False (nothing charged) if not."""
+        self._forget_idle(now)
         hits = self._live(key, now)
         cost = max(1, min(cost, limit))
         if len(hits) + cost > limit:
@@ -132,3 +146,8 @@ class RollingLimiter:
 
     def used(self, key: str, now: datetime) -> int:
         return len(self._live(key, now))
+
+    @property
+    def held(self) -> int:
+        """How many keys it keeps a window for."""
+        return len(self._hits)

@@ -6,6 +6,10 @@ the configuration). A reply route is used while it is valid; once it has expired
 within a minute) the reply goes where it would have gone without a route: the configured
 group, else the platform's own group send, else the one-to-one send. When that channel is not
 configured in this process, the send fails as permanent and the message is dead.
+
+The worker resolves every message it sends, so a ``Resolver`` finds groups through an index
+and keeps each group's route (its secrets read once from the loaded configuration, which
+does not change while it is in use).
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from bot.adapters.base import Destination
 from bot.delivery.limits import DEFAULT_RATE
 from bot.deployment import Loaded
 from bot.deployment.schema import Group
-from bot.destinations import find_group, group_destination
+from bot.destinations import group_destination
 from bot.models import OutboxMessage
-from bot.outbox import Target, row_target
+from bot.outbox import Target, groups_of, row_target
 
 ROUTE_SAFETY = timedelta(seconds=60)  # a route this close to expiry is not worth the race
 ROUTE_CHANNELS = frozenset({"dingtalk_session", "wecom_response_url"})
@@ -36,39 +40,55 @@ class Route:
     rate_limit: int
 
 
+class Resolver:
+    def __init__(self, deployment: Loaded) -> None:
+        self.deployment = deployment
+        self._groups = groups_of(deployment)
+        self._routes: dict[str, Route] = {}  # group key → its route
+
+    def resolve(self, row: OutboxMessage, now: datetime) -> Route:
+        if row.group_key is not None:  # the common case, without building a Target
+            group = self._groups.by_key(row.group_key)
+            if group is None:
+                raise Unroutable(f"group {row.group_key} is not in the configuration")
+            return self._group_route(group)
+        target = row_target(row)
+        if target.channel_type in ROUTE_CHANNELS:
+            if target.url and (target.expires_at is None or target.expires_at - now > ROUTE_SAFETY):
+                return _direct(target, target.url)
+            return self.fallback(target)
+        return _direct(target, "")
+
+    def fallback(self, target: Target) -> Route:
+        """Where a reply goes when its route can no longer be used."""
+        group = self._groups.find(target.platform, target.chat_id)
+        if group is not None:
+            return self._group_route(group)
+        if target.is_group:
+            channel = "dingtalk_openapi" if target.platform == "dingtalk" else "wecom_aibot"
+        else:  # only the AI bot hands out response_urls on WeCom: its 1:1 send answers there
+            channel = "dingtalk_user" if target.platform == "dingtalk" else "wecom_aibot"
+        rerouted = Target(
+            target.platform, target.chat_id, channel_type=channel, is_group=target.is_group
+        )
+        return _direct(rerouted, "")
+
+    def _group_route(self, group: Group) -> Route:
+        route = self._routes.get(group.id)
+        if route is None:
+            limit = group.channel.rate_per_minute
+            key = None if group.channel.type == "console" else f"group:{group.id}"
+            route = Route(group_destination(group, self.deployment), key, limit)
+            self._routes[group.id] = route
+        return route
+
+
 def resolve(row: OutboxMessage, deployment: Loaded, now: datetime) -> Route:
-    target = row_target(row)
-    if target.group_key is not None:
-        group = next((g for g in deployment.spec.groups if g.id == target.group_key), None)
-        if group is None:
-            raise Unroutable(f"group {target.group_key} is not in the configuration")
-        return _group_route(group, deployment)
-    if target.channel_type in ROUTE_CHANNELS:
-        if target.url and (target.expires_at is None or target.expires_at - now > ROUTE_SAFETY):
-            return _direct(target, target.url)
-        return fallback(target, deployment)
-    return _direct(target, "")
+    return Resolver(deployment).resolve(row, now)
 
 
 def fallback(target: Target, deployment: Loaded) -> Route:
-    """Where a reply goes when its route can no longer be used."""
-    group = find_group(deployment, target.platform, target.chat_id)
-    if group is not None:
-        return _group_route(group, deployment)
-    if target.is_group:
-        channel = "dingtalk_openapi" if target.platform == "dingtalk" else "wecom_aibot"
-    else:  # only the AI bot hands out response_urls on WeCom: its 1:1 send answers there
-        channel = "dingtalk_user" if target.platform == "dingtalk" else "wecom_aibot"
-    rerouted = Target(
-        target.platform, target.chat_id, channel_type=channel, is_group=target.is_group
-    )
-    return _direct(rerouted, "")
-
-
-def _group_route(group: Group, deployment: Loaded) -> Route:
-    limit = group.channel.rate_per_minute
-    key = None if group.channel.type == "console" else f"group:{group.id}"
-    return Route(group_destination(group, deployment), key, limit)
+    return Resolver(deployment).fallback(target)
 
 
 def _direct(target: Target, url: str) -> Route:

@@ -1,12 +1,14 @@
 """The delivery worker: claim → send → record, for every lane, within every robot's limit.
 
-One claim is a short transaction: pick each lane's head (a lane is one chat; its messages go
-out strictly in queue order), coalesce what may join it, charge the robot's rolling window,
-mark it ``sending`` and commit. The HTTP send runs with no transaction open. A second short
-transaction records the outcome: sent; retry later with exponential backoff and jitter,
-keeping the parts already shown so the resend skips them; or dead, with one alert per
-channel per hour in the admins' group. Lanes are served round-robin, so a burst to one group
-never delays the others.
+One claim is a short transaction for up to ``concurrency`` lanes at once: pick the lanes'
+heads (a lane is one chat; its messages go out strictly in queue order), coalesce what may
+join each, charge each robot's rolling window, mark them ``sending`` and commit. The HTTP
+sends run with no transaction open. Another short transaction records the outcomes of the
+sends that ended meanwhile: sent; retry later with exponential backoff and jitter, keeping
+the parts already shown so the resend skips them; or dead, with one alert per channel per
+hour in the admins' group. Lanes are served in turn, so a burst to one group never delays
+the others. What one message costs does not grow with the number of lanes queued
+(bot/delivery/claims.py, lanes.py).
 
 Crash safety. A claimed row stays ``sending`` until its outcome is written. On start, the rows
 this process's predecessor left in flight (same instance id, or a process on this host that no
@@ -21,11 +23,8 @@ have shown the part it did not answer for, and it is sent again.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import os
 import random
-import socket
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -38,14 +37,14 @@ from bot.adapters.outbound import PartDeliveryError
 from bot.clock import Clock
 from bot.db import Database
 from bot.delivery import claims
-from bot.delivery.coalesce import how_many_fit, merge
+from bot.delivery.coalesce import how_many_fit, merge, readable
 from bot.delivery.lanes import Heads
 from bot.delivery.limits import RollingLimiter, part_budget, requests_for
 from bot.delivery.outcomes import Backoff, Batch, Recorder
-from bot.delivery.resolve import Unroutable, resolve
+from bot.delivery.recovery import default_instance, left_behind
+from bot.delivery.resolve import Resolver, Unroutable
 from bot.delivery.status import depth
 from bot.deployment import Loaded
-from bot.messages import Outbound
 from bot.metrics import Metrics
 from bot.models import OutboxMessage
 from bot.outbox import message_from_json
@@ -54,15 +53,16 @@ from bot.senders import Senders
 log = logging.getLogger(__name__)
 
 
-def default_instance() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+RELEASE_EVERY = timedelta(seconds=30)
 
 
 @dataclass
 class _Pass:
-    """What one claim learnt about when to look again."""
+    """What one claim pass learnt: when to look again, and whether a head it found dead
+    uncovered the next row of its lane."""
 
     wake_at: list[datetime] = field(default_factory=list)
+    uncovered: bool = False
 
 
 class DeliveryWorker:
@@ -86,12 +86,12 @@ class DeliveryWorker:
         self.instance = instance or default_instance()
         self.concurrency, self.lease, self.idle_seconds = concurrency, lease, idle_seconds
         self.limiter = RollingLimiter()
+        self.resolver = Resolver(deployment)
         self.recorder = Recorder(
             db, deployment, metrics, self.instance, rng or random.Random(), backoff or Backoff()
         )
-        self._served: dict[tuple[str, str], int] = {}  # lane → when last served
-        self._turn = itertools.count()
         self._heads = Heads()  # looked up, not yet tried
+        self._released_at: datetime | None = None  # when claims past the lease were last sought
         self._charged: dict[int, tuple[int, datetime]] = {}  # head id → (cost, when) in flight
         self._parts: dict[int, int] = {}  # head id → its parts, as the sender counted them
         self._wake = asyncio.Event()
@@ -113,7 +113,10 @@ class DeliveryWorker:
         """Put back in the queue what a stopped process left in flight (see the docstring)."""
         now = self.clock.now()
         async with self.db.begin() as session:
-            ids = await claims.release(session, lambda row: self._abandoned(row, now, True))
+            ids = await claims.release(
+                session,
+                lambda row: left_behind(row, now=now, lease=self.lease, instance=self.instance),
+            )
         if ids:
             log.warning(
                 "outbox: %d message(s) in flight when the last process stopped are queued "
@@ -161,7 +164,8 @@ class DeliveryWorker:
     async def stop(self, grace: float) -> None:
         """Stop claiming, give the sends in flight ``grace`` seconds, leave the rest queued.
 
-        A send cut off here stays ``sending`` and is sent again after the restart.
+        A send cut off here stays ``sending`` and is sent again after the restart; one that
+        ended has its outcome written first.
         """
         self._stopping = True
         self._wake.set()
@@ -172,6 +176,8 @@ class DeliveryWorker:
             if cut:
                 log.warning("outbox: %d send(s) cut off by the shutdown", len(cut))
                 await asyncio.gather(*cut, return_exceptions=True)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self.recorder.idle(), grace)
         if self._runner is not None and self._runner is not asyncio.current_task():
             with suppress(asyncio.CancelledError):
                 await self._runner
@@ -188,68 +194,95 @@ class DeliveryWorker:
         ahead = (self._wake_at - self.clock.now()).total_seconds()
         return min(self.idle_seconds, max(0.01, ahead))
 
-    def _abandoned(self, row: OutboxMessage, now: datetime, starting: bool) -> bool:
-        if row.claimed_at is None or row.claimed_at <= now - self.lease:
-            return True
-        if not starting or row.claimed_by is None:
-            return False
-        if row.claimed_by == self.instance:
-            return True
-        host, _, pid = row.claimed_by.rpartition(":")
-        return host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
-
     async def _claim(self, limit: int) -> list[Batch]:
+        """One pass: up to ``limit`` lanes' heads claimed, in one short transaction of a few
+        statements (a look when the remembered heads are used up, a lock and a claim per
+        batch of heads)."""
         await self.recorder.retry_unrecorded()
         now = self.clock.now()
         found = _Pass()
         batches: list[Batch] = []
         async with self.db.begin() as session:
-            released = await claims.release(
-                session,
-                lambda row: row.claimed_by != self.instance and self._abandoned(row, now, False),
-            )
-            if released:
-                log.warning("outbox: claims past their lease released: %s", released)
-            looked: set[int] = set()
+            await self._release_expired(session, now)
+            tried: set[int] = set()
+            may_look = True
             while len(batches) < limit:
                 if not self._heads:
-                    # A head found dead uncovers the next row of its lane: look again.
-                    heads = [h for h in await claims.lane_heads(session, now) if h.id not in looked]
-                    if not heads:
+                    # Looking again in this pass finds only what the look left out (it was
+                    # full) or the row behind a head found dead meanwhile.
+                    if not (may_look or found.uncovered):
                         break
-                    self._heads.remember(heads, lambda lane: self._served.get(lane, -1))
-                ready = await self._heads.next(session, limit)
-                for i, head in enumerate(ready):
-                    if head.id in looked:
-                        continue
-                    looked.add(head.id)
-                    batch = await self._claim_lane(session, head, now, found)
-                    if batch is not None:
-                        batches.append(batch)
-                        if len(batches) == limit:
-                            self._heads.put_back(ready[i + 1 :])
-                            break
-            if (retry := await claims.next_retry(session, now)) is not None:
+                    may_look, found.uncovered = await self._heads.look(session, now, tried), False
+                    if not self._heads:
+                        break
+                heads = self._heads.take(limit - len(batches))
+                tried.update(heads)
+                batches += await self._claim_heads(session, heads, now, found)
+            if not batches and (retry := await claims.next_retry(session, now)) is not None:
                 found.wake_at.append(retry)
         self._wake_at = min(found.wake_at, default=None)
         return batches
 
-    async def _claim_lane(
-        self, session: AsyncSession, head: OutboxMessage, now: datetime, found: _Pass
-    ) -> Batch | None:
-        locked = await claims.lock_head(session, head, now)
-        if locked is None:
-            return None  # another instance has it
-        head = locked
+    async def _release_expired(self, session: AsyncSession, now: datetime) -> None:
+        """Other instances' claims past the lease go back to the queue. Looked for every
+        ``RELEASE_EVERY``, not every pass: a lease of minutes does not need it more often."""
+        since = None if self._released_at is None else now - self._released_at
+        if since is not None and timedelta(0) <= since < RELEASE_EVERY:
+            return
+        self._released_at = now
+        released = await claims.release_expired(
+            session, instance=self.instance, before=now - self.lease
+        )
+        if released:
+            log.warning("outbox: claims past their lease released: %s", released)
+
+    async def _claim_heads(
+        self, session: AsyncSession, ids: list[int], now: datetime, found: _Pass
+    ) -> list[Batch]:
+        heads = await claims.lock(session, ids, now)  # gone, taken or overtaken: left out
+        bound = await claims.bound_followers(session, [h.id for h in heads if h.mergeable])
+        ready: list[tuple[Batch, int]] = []
+        for head in heads:
+            prepared = await self._prepare(session, head, bound.get(head.id, []), now, found)
+            if prepared is not None:
+                ready.append(prepared)
+        taken = await claims.claim(
+            session, [b.head.id for b, _ in ready], instance=self.instance, now=now
+        )
+        batches = []
+        for batch, cost in ready:
+            key, limit = batch.route.rate_key, batch.route.rate_limit
+            if batch.head.id not in taken:
+                if key is not None:  # someone else sends it, and pays for it
+                    self.limiter.refund(key, limit, cost, now)
+                continue
+            if batch.followers:
+                await claims.merge(session, batch.head.id, [r.id for r in batch.followers])
+            if key is not None:
+                self._charged[batch.head.id] = (cost, now)
+            batches.append(batch)
+        return batches
+
+    async def _prepare(
+        self,
+        session: AsyncSession,
+        head: OutboxMessage,
+        bound: list[OutboxMessage],
+        now: datetime,
+        found: _Pass,
+    ) -> tuple[Batch, int] | None:
+        """The post ``head`` carries, charged to its robot's window; None when it cannot go
+        now (dead: it leads nowhere; parked: the window is full). Its cost rides along."""
         try:
-            route = resolve(head, self.deployment, now)
+            route = self.resolver.resolve(head, now)
             message = message_from_json(head.body)
         except (Unroutable, ValueError) as exc:
             await self.recorder.unroutable(session, head, str(exc), now)
+            found.uncovered = True
             return None
-        joined = _readable(await claims.bound_followers(session, head.id))
+        joined = readable(bound)
         if not joined and head.mergeable and head.attempts == 0 and head.sent_parts == 0:
-            joined = _readable(await claims.candidates(session, head, now))
+            joined = readable(await claims.candidates(session, head, now))
             budget = part_budget(route.destination.channel_type, message.format)
             joined = joined[: how_many_fit(message, [m for _, m in joined], budget)]
         post = merge([message, *(m for _, m in joined)])
@@ -259,19 +292,11 @@ class DeliveryWorker:
             total = self._parts.get(head.id) or requests_for(post, route.destination.channel_type)
             cost = total - head.sent_parts
             if not self.limiter.take(route.rate_key, route.rate_limit, cost, now):
-                found.wake_at.append(
-                    self.limiter.free_at(route.rate_key, route.rate_limit, cost, now)
-                )
+                free = self.limiter.free_at(route.rate_key, route.rate_limit, cost, now)
+                await claims.park(session, head.id, free)
+                found.wake_at.append(free)
                 return None
-        followers = tuple(row for row, _ in joined)
-        if not await claims.mark_claimed(session, head, followers, instance=self.instance, now=now):
-            if route.rate_key is not None:  # someone else sends it, and pays for it
-                self.limiter.refund(route.rate_key, route.rate_limit, cost, now)
-            return None
-        self._served[(head.platform, head.chat_id)] = next(self._turn)
-        if route.rate_key is not None:
-            self._charged[head.id] = (cost, now)
-        return Batch(head, followers, post, route)
+        return Batch(head, tuple(row for row, _ in joined), post, route), cost
 
     async def _deliver(self, batch: Batch) -> int:
         started = time.perf_counter()
@@ -309,24 +334,3 @@ class DeliveryWorker:
         async with self.db.begin() as session:
             counts = await depth(session)
         self.metrics.set_depth(counts)
-
-
-def _readable(rows: list[OutboxMessage]) -> list[tuple[OutboxMessage, Outbound]]:
-    """Rows with their stored messages; stops at one that cannot be read (it goes alone)."""
-    out = []
-    for row in rows:
-        try:
-            out.append((row, message_from_json(row.body)))
-        except ValueError:
-            break
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    return True
