@@ -232,7 +232,7 @@ def _config_apply(settings: Settings, args: argparse.Namespace) -> int:
         db = Database(settings.database_url)
         try:
             await prepare_database(db, settings.auto_migrate)
-            return (await apply_config(db, loaded, SystemClock())).summary()
+            return (await apply_config(db, loaded, SystemClock(), full=True)).summary()
         finally:
             await db.dispose()
 

@@ -8,7 +8,7 @@ from bot import schema
 from bot.clock import Clock
 from bot.db import Database
 from bot.deployment import Loaded
-from bot.sync import SyncReport, sync
+from bot.sync import SyncReport, applied_mark, last_applied, mark_applied, sync, sync_plan
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,30 @@ async def prepare_database(db: Database, auto_migrate: bool) -> None:
     log.info("schema upgraded from %s to %s", before or "empty", schema.head_revision())
 
 
-async def apply_config(db: Database, deployment: Loaded, clock: Clock) -> SyncReport:
+async def apply_config(
+    db: Database, deployment: Loaded, clock: Clock, *, full: bool = False
+) -> SyncReport:
+    """Sync the configuration into the database.
+
+    On a start (`full` False) with the very files last applied in full, under the same schema,
+    only the plan is synced: admins change tasks by chat, and a start has always brought the
+    configured ones back. Everything else only the configuration writes, and comparing a
+    province's 200,000 people again would find nothing. `duban config apply` is `full`.
+    """
+    now = clock.now()
+    mark = applied_mark(deployment.digest, schema.head_revision()) if deployment.digest else ""
     async with db.begin() as session:
-        report = await sync(session, deployment.spec, clock.now())
+        if not full and mark and await last_applied(session) == mark:
+            report = await sync_plan(session, deployment.spec, now)
+            log.info(
+                "configuration unchanged since it was last applied (%s…); plan: %s",
+                deployment.digest[:12],
+                report.summary(),
+            )
+            return report
+        report = await sync(session, deployment.spec, now)
+        if mark:
+            await mark_applied(session, mark, now)
     log.info("configuration applied: %s", report.summary())
     return report
 

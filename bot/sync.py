@@ -2,22 +2,31 @@
 
 Rows are matched by their configuration id. A unit, community, person, group or task that left
 the configuration is deactivated, never deleted, so its past instances and check-ins stay;
-every difference is written to the audit log in the sync's transaction.
+every difference is written to the audit log in the sync's transaction (bot/sync_audit.py).
+Tables are read, compared and written as sets (bot/sync_rows.py): a province's 200,000 people
+take seconds, not minutes.
+
+`sync_plan` is the part that admins can change by chat too (任务修改, 任务取消): a start with a
+configuration unchanged since its last apply brings back only that (bot/startup.py). Which
+configuration was last applied in full is kept in `app_keys` as a mark: any full sync erases
+it first, and only `mark_applied`, after a full sync of those very files, writes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import hashlib
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
 from bot.deployment import Deployment
 from bot.models import (
+    AppKey,
     Area,
     ChatGroup,
     Community,
@@ -31,102 +40,157 @@ from bot.models import (
     Role,
     Unit,
 )
+from bot.sync_audit import ACTOR, SyncReport
+from bot.sync_rows import CHUNK, Keyed, Links, Writer
 
-ACTOR = "config"
+__all__ = [
+    "ACTOR",
+    "CHAT_PREFIX",
+    "CHUNK",
+    "SyncReport",
+    "applied_mark",
+    "last_applied",
+    "mark_applied",
+    "sync",
+    "sync_plan",
+]
+
 CHAT_PREFIX = "chat_"
-M = TypeVar("M", Unit, Community, Person, ChatGroup, PlanTask, Area, DutyHolder)
+APPLIED = "config_applied"  # the app_keys row naming the configuration last applied in full
+# Part of the mark: a release whose sync writes something new from the same files raises it,
+# so that its first start applies the configuration in full again.
+SYNC_FORMAT = 2
 
 
-@dataclass
-class SyncReport:
-    created: dict[str, int] = field(default_factory=dict)
-    updated: dict[str, int] = field(default_factory=dict)
-    removed: dict[str, int] = field(default_factory=dict)
-
-    def count(self, kind: str, entity: str) -> None:
-        bucket = getattr(self, kind)
-        bucket[entity] = bucket.get(entity, 0) + 1
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.created or self.updated or self.removed)
-
-    def summary(self) -> str:
-        parts = [
-            f"{label} {entity} {n}"
-            for label, bucket in (
-                ("新增", self.created),
-                ("更新", self.updated),
-                ("停用", self.removed),
-            )
-            for entity, n in sorted(bucket.items())
-        ]
-        return "；".join(parts) or "无变化 (no changes)"
+def _t(model: Any) -> Table:
+    return cast(Table, model.__table__)
 
 
-async def sync(session: AsyncSession, d: Deployment, now: datetime) -> SyncReport:
-    rep = SyncReport()
-    ctx = _Ctx(session, now, rep)
-    # Groups bound by chat (绑定群) are keyed chat_…: the configuration never owns them, and a
-    # community bound to one keeps it.
+# Groups bound by chat (绑定群) and people approved by chat (申请绑定 → 批准) are keyed chat_…:
+# the configuration never owns them.
+GROUPS = Keyed(
+    _t(ChatGroup),
+    "group",
+    ("name", "platform", "chat_id", "channel_type", "channel", "rate_per_minute", "is_admin_group"),
+    scope=~ChatGroup.key.startswith(CHAT_PREFIX),
+)
+UNITS = Keyed(_t(Unit), "unit", ("name", "short_name"))
+COMMUNITIES = Keyed(_t(Community), "community", ("name", "group_id"))
+PEOPLE = Keyed(_t(Person), "person", ("name", "mobile"), scope=~Person.key.startswith(CHAT_PREFIX))
+HOLDERS = Keyed(_t(DutyHolder), "holder", ("name", "duty", "position"))
+AREAS = Keyed(_t(Area), "area", ("name", "position"))
+TASKS = Keyed(
+    _t(PlanTask),
+    "task",
+    ("title", "area_id", "holder_id", "cadence", "due_rule", "owners", "evidence", "note"),
+    scope=PlanTask.source == "config",
+    constant={"source": "config"},
+)
+MEMBERS = Links(
+    _t(CommunityMember), "membership", ("community_id", "unit_id", "is_lead"), ("unit_id",)
+)
+IDENTITIES = Links(_t(Identity), "identity", ("person_id", "platform", "user_id"))
+RESPONSIBILITIES = Links(
+    _t(Responsibility), "responsibility", ("area_id", "holder_id", "position", "text")
+)
+OWNERS = Links(_t(PlanTaskUnit), "task_owners", ("task_id", "unit_id"), ("task_id", "unit_id"))
+
+
+async def sync(
+    session: AsyncSession, d: Deployment, now: datetime, *, chunk: int = CHUNK
+) -> SyncReport:
+    """Everything; `chunk` is the most ids one statement carries."""
+    await session.execute(delete(AppKey).where(AppKey.name == APPLIED))
+    w = Writer(session, now, SyncReport(), chunk)
+    # A community an admin bound to a chat_… group keeps it.
     bound = await _chat_bound(session)
-    groups = await ctx.upsert(
-        ChatGroup,
-        "group",
+    admin_group = d.committee.admin_group
+    groups = await w.upsert(
+        GROUPS,
         {
-            g.id: {
-                "name": g.name,
-                "platform": g.platform,
-                "chat_id": g.chat_id,
-                "channel_type": g.channel.type,
-                "channel": _channel_public(g.channel.model_dump()),
-                "rate_per_minute": g.channel.rate_per_minute,
-                "is_admin_group": g.id == d.committee.admin_group,
-            }
+            g.id: (
+                g.name,
+                g.platform,
+                g.chat_id,
+                g.channel.type,
+                _channel_public(g.channel.model_dump()),
+                g.channel.rate_per_minute,
+                g.id == admin_group,
+            )
             for g in d.groups
         },
-        scope=~ChatGroup.key.startswith(CHAT_PREFIX),
     )
-    units = await ctx.upsert(
-        Unit, "unit", {u.id: {"name": u.name, "short_name": u.short} for u in d.units}
-    )
-    for u in d.units:  # parents second: a parent may come later in the file
-        parent = units[u.parent].id if u.parent else None
-        await ctx.set_fields(units[u.id], "unit", {"parent_id": parent})
-    communities = await ctx.upsert(
-        Community,
-        "community",
+    units = await w.upsert(UNITS, {u.id: (u.name, u.short) for u in d.units})
+    # Parents second: a parent may come later in the file, and needs its id.
+    parents = {u.id: units[u.parent] if u.parent else None for u in d.units}
+    await w.set_column(UNITS, "parent_id", parents, units)
+    communities = await w.upsert(
+        COMMUNITIES,
         {
-            c.id: {
-                "name": c.name,
-                "group_id": bound.get(c.id, groups[c.group].id if c.group else None),
-            }
+            c.id: (c.name, bound.get(c.id, groups[c.group] if c.group else None))
             for c in d.communities
         },
     )
-    await _memberships(ctx, d, units, communities)
-    # People approved by chat (申请绑定 → 批准) are keyed chat_…: the configuration never owns them.
-    people = await ctx.upsert(
-        Person,
-        "person",
-        {p.id: {"name": p.name, "mobile": p.mobile} for p in d.people},
-        scope=~Person.key.startswith(CHAT_PREFIX),
+    want = {
+        (communities[c.id], units[m], m == c.lead)
+        for c in d.communities
+        for m in dict.fromkeys(c.members)
+    }
+    unit_keys = await _all_keys(session, Unit)
+    await w.replace(
+        MEMBERS, want, _t(Community), lambda link: [unit_keys.get(link[1], "?"), link[2]]
     )
-    await _identities(ctx, d, people)
-    await _roles(ctx, d, people, units)
-    await _responsibilities(ctx, d)
-    await _tasks(ctx, d, units)
-    if rep.changed:
+    people = await w.upsert(PEOPLE, {p.id: (p.name, p.mobile) for p in d.people})
+    await _identities(w, d, people)
+    await _roles(w, d, people, units, unit_keys)
+    await _responsibilities(w, d)
+    await _plan(w, d, units, unit_keys)
+    return _summed(w)
+
+
+async def sync_plan(
+    session: AsyncSession, d: Deployment, now: datetime, *, chunk: int = CHUNK
+) -> SyncReport:
+    """The annual plan's configured tasks and their named units, nothing else."""
+    w = Writer(session, now, SyncReport(), chunk)
+    unit_keys = await _all_keys(session, Unit)
+    units = {key: i for i, key in unit_keys.items()}
+    await _plan(w, d, units, unit_keys)
+    return _summed(w)
+
+
+def applied_mark(digest: str, schema_revision: str) -> str:
+    """What `app_keys` keeps for a configuration applied in full: its files' digest, with the
+    schema and the sync that wrote it (either changing means applying again)."""
+    return hashlib.sha256(f"{SYNC_FORMAT}\n{schema_revision}\n{digest}".encode()).hexdigest()
+
+
+async def last_applied(session: AsyncSession) -> str | None:
+    return await session.scalar(select(AppKey.value).where(AppKey.name == APPLIED))
+
+
+async def mark_applied(session: AsyncSession, mark: str, now: datetime) -> None:
+    """After `sync` in the same transaction: the ledger is now this configuration's."""
+    dialect = session.get_bind().dialect.name
+    insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(AppKey)
+    stmt = insert.values(name=APPLIED, value=mark, created_at=now)
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=["name"], set_={"value": mark, "created_at": now})
+    )
+
+
+def _summed(w: Writer) -> SyncReport:
+    if w.report.changed:
         audit.record(
-            session,
-            at=now,
+            w.session,
+            at=w.now,
             actor=ACTOR,
             action="config.sync",
             entity="config",
             key="*",
-            detail=rep.summary(),
+            detail=w.report.summary(),
         )
-    return rep
+    return w.report
 
 
 async def _chat_bound(session: AsyncSession) -> dict[str, int]:
@@ -139,79 +203,10 @@ async def _chat_bound(session: AsyncSession) -> dict[str, int]:
     return {key: group_id for key, group_id in rows.all()}
 
 
-@dataclass
-class _Ctx:
-    session: AsyncSession
-    now: datetime
-    rep: SyncReport
-
-    def audit(self, action: str, entity: str, key: str, before: Any, after: Any) -> None:
-        audit.record(
-            self.session,
-            at=self.now,
-            actor=ACTOR,
-            action=action,
-            entity=entity,
-            key=key,
-            before=before,
-            after=after,
-        )
-
-    async def upsert(
-        self,
-        model: type[M],
-        entity: str,
-        desired: Mapping[str, dict[str, Any]],
-        scope: Any = None,
-    ) -> dict[str, M]:
-        stmt = select(model) if scope is None else select(model).where(scope)
-        rows: dict[str, M] = {r.key: r for r in (await self.session.scalars(stmt)).all()}
-        stamps = {"created_at", "updated_at"} & set(model.__table__.columns.keys())
-        for key, values in desired.items():
-            row = rows.get(key)
-            if row is None:
-                extra = dict.fromkeys(stamps, self.now)
-                row = model(key=key, **values, **extra)
-                if hasattr(row, "active"):
-                    row.active = True
-                self.session.add(row)
-                rows[key] = row
-                self.rep.count("created", entity)
-                self.audit(f"{entity}.create", entity, key, None, _jsonable(values))
-                continue
-            if getattr(row, "active", True) is False:
-                values = {**values, "active": True, **_cleared(row)}
-            await self.set_fields(row, entity, values)
-        for key, row in rows.items():
-            if key not in desired and getattr(row, "active", False):
-                setattr(row, "active", False)  # noqa: B010 (Area and DutyHolder have no flag)
-                for stamp in ("removed_at", "cancelled_at"):
-                    if hasattr(row, stamp):
-                        setattr(row, stamp, self.now)
-                self.rep.count("removed", entity)
-                self.audit(f"{entity}.remove", entity, key, {"active": True}, {"active": False})
-        await self.session.flush()
-        return {k: v for k, v in rows.items() if k in desired}
-
-    async def set_fields(self, row: Any, entity: str, values: Mapping[str, Any]) -> None:
-        before = {k: getattr(row, k) for k, v in values.items() if getattr(row, k) != v}
-        if not before:
-            return
-        for k in before:
-            setattr(row, k, values[k])
-        if hasattr(row, "updated_at"):
-            row.updated_at = self.now
-        self.rep.count("updated", entity)
-        after = {k: values[k] for k in before}
-        self.audit(f"{entity}.update", entity, row.key, _jsonable(before), _jsonable(after))
-
-
-def _cleared(row: Any) -> dict[str, Any]:
-    return {s: None for s in ("removed_at", "cancelled_at") if hasattr(row, s)}
-
-
-def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+async def _all_keys(session: AsyncSession, model: Any) -> dict[int, str]:
+    """id → key of every row, gone ones too (the audit names what was unlinked)."""
+    t = _t(model)
+    return {i: key for i, key in await session.execute(select(t.c.id, t.c.key))}
 
 
 def _channel_public(channel: dict[str, Any]) -> dict[str, Any]:
@@ -225,159 +220,88 @@ def _channel_public(channel: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_CHUNK = 10_000
-
-
-async def _replace(ctx: _Ctx, entity: str, key: str, before: Any, after: Any) -> bool:
-    if before == after:
-        return False
-    ctx.rep.count("updated", entity)
-    ctx.audit(f"{entity}.update", entity, key, {"value": before}, {"value": after})
-    return True
-
-
-async def _memberships(
-    ctx: _Ctx, d: Deployment, units: dict[str, Unit], communities: dict[str, Community]
-) -> None:
-    by_id = {u.id: k for k, u in units.items()}
-    cid = {c.id: k for k, c in communities.items()}
-    rows = (await ctx.session.scalars(select(CommunityMember))).all()
-    have = sorted(
-        (cid.get(r.community_id, "?"), by_id.get(r.unit_id, "?"), r.is_lead) for r in rows
-    )
-    want = sorted((c.id, m, m == c.lead) for c in d.communities for m in dict.fromkeys(c.members))
-    if not await _replace(ctx, "membership", "*", have, want):
-        return
-    await ctx.session.execute(delete(CommunityMember))
-    ctx.session.add_all(
-        CommunityMember(unit_id=units[m].id, community_id=communities[c].id, is_lead=lead)
-        for c, m, lead in want
-    )
-    await ctx.session.flush()
-
-
-async def _identities(ctx: _Ctx, d: Deployment, people: dict[str, Person]) -> None:
-    pid = {p.id: k for k, p in people.items()}
-    rows = (await ctx.session.scalars(select(Identity))).all()
-    have = sorted(
-        (pid.get(r.person_id, "?"), r.platform, r.user_id) for r in rows if r.person_id in pid
-    )
-    want = sorted(
-        (p.id, platform, uid)
+async def _identities(w: Writer, d: Deployment, people: dict[str, int]) -> None:
+    want = {
+        (people[p.id], platform, uid)
         for p in d.people
         for platform, uid in (("wecom", p.wecom), ("dingtalk", p.dingtalk))
         if uid
-    )
-    if not await _replace(ctx, "identity", "*", have, want):
-        return
-    ids = list(pid)
-    for i in range(0, len(ids), _CHUNK):  # PostgreSQL binds at most 32,767 parameters
-        await ctx.session.execute(
-            delete(Identity).where(Identity.person_id.in_(ids[i : i + _CHUNK]))
-        )
-    await ctx.session.flush()
-    ctx.session.add_all(
-        Identity(person_id=people[k].id, platform=pf, user_id=u) for k, pf, u in want
-    )
-    await ctx.session.flush()
+    }
+    # Accounts of people who left the configuration, or were approved by chat, stay as they are.
+    mine = set(people.values())
+    describe = lambda link: [link[1], link[2]]  # noqa: E731
+    await w.replace(IDENTITIES, want, _t(Person), describe, lambda link: link[0] in mine)
 
 
 async def _roles(
-    ctx: _Ctx, d: Deployment, people: dict[str, Person], units: dict[str, Unit]
+    w: Writer,
+    d: Deployment,
+    people: dict[str, int],
+    units: dict[str, int],
+    unit_keys: dict[int, str],
 ) -> None:
-    want_keys: set[tuple[str, str, str | None]] = {(a, "admin", None) for a in d.committee.admins}
+    want: set[tuple[int, str, int | None]] = {
+        (people[a], "admin", None) for a in d.committee.admins
+    }
     for u in d.units:
         if u.secretary:
-            want_keys.add((u.secretary, "secretary", u.id))
-        want_keys.update((p, "liaison", u.id) for p in u.liaisons)
-    pkey = {p.id: k for k, p in people.items()}
-    ukey = {u.id: k for k, u in units.items()}
-    rows = (await ctx.session.scalars(select(Role).where(Role.source == "config"))).all()
-    have = {
-        (pkey.get(r.person_id, "?"), r.role, ukey.get(r.unit_id) if r.unit_id else None): r
-        for r in rows
-    }
-    if not await _replace(ctx, "role", "*", sorted(map(str, have)), sorted(map(str, want_keys))):
-        return
-    for k, row in have.items():
-        if k not in want_keys:
-            await ctx.session.delete(row)
-    await ctx.session.flush()
-    ctx.session.add_all(
-        Role(
-            person_id=people[p].id,
-            role=role,
-            unit_id=units[u].id if u else None,
-            source="config",
-            created_at=ctx.now,
-        )
-        for p, role, u in want_keys - set(have)
+            want.add((people[u.secretary], "secretary", units[u.id]))
+        want.update((people[p], "liaison", units[u.id]) for p in u.liaisons)
+    # Roles granted by chat (source "chat") are the admins' to take back, not the sync's.
+    spec = Links(
+        _t(Role),
+        "role",
+        ("person_id", "role", "unit_id"),
+        scope=Role.source == "config",
+        constant={"source": "config", "created_at": w.now},
     )
-    await ctx.session.flush()
+    describe = lambda link: [link[1], unit_keys.get(link[2]) if link[2] else None]  # noqa: E731
+    await w.replace(spec, want, _t(Person), describe)
 
 
-async def _responsibilities(ctx: _Ctx, d: Deployment) -> None:
+async def _responsibilities(w: Writer, d: Deployment) -> None:
     r = d.responsibilities
-    holders = await ctx.upsert(
-        DutyHolder,
-        "holder",
-        {h.id: {"name": h.name, "duty": h.duty, "position": i} for i, h in enumerate(r.holders)},
-    )
-    areas = await ctx.upsert(
-        Area, "area", {a.id: {"name": a.name, "position": i} for i, a in enumerate(r.areas)}
-    )
-    want = [
-        (a.id, h, i, text)
+    holders = await w.upsert(HOLDERS, {h.id: (h.name, h.duty, i) for i, h in enumerate(r.holders)})
+    areas = await w.upsert(AREAS, {a.id: (a.name, i) for i, a in enumerate(r.areas)})
+    want = {
+        (areas[a.id], holders[h], i, text)
         for a in r.areas
         for h, duties in a.duties.items()
         for i, text in enumerate(duties)
-    ]
-    rows = (await ctx.session.scalars(select(Responsibility))).all()
-    akey = {a.id: k for k, a in areas.items()}
-    hkey = {h.id: k for k, h in holders.items()}
-    have = sorted(
-        (akey.get(x.area_id, "?"), hkey.get(x.holder_id, "?"), x.position, x.text) for x in rows
-    )
-    if not await _replace(ctx, "responsibility", "*", have, sorted(want)):
-        return
-    await ctx.session.execute(delete(Responsibility))
-    ctx.session.add_all(
-        Responsibility(area_id=areas[a].id, holder_id=holders[h].id, position=i, text=t)
-        for a, h, i, t in want
-    )
-    await ctx.session.flush()
+    }
+    holder_keys = await _all_keys(w.session, DutyHolder)
+    describe = lambda link: [holder_keys.get(link[1], "?"), link[2], link[3]]  # noqa: E731
+    await w.replace(RESPONSIBILITIES, want, _t(Area), describe)
 
 
-async def _tasks(ctx: _Ctx, d: Deployment, units: dict[str, Unit]) -> None:
-    areas = {a.key: a.id for a in (await ctx.session.scalars(select(Area))).all()}
-    holders = {h.key: h.id for h in (await ctx.session.scalars(select(DutyHolder))).all()}
-    tasks = await ctx.upsert(
-        PlanTask,
-        "task",
+async def _plan(w: Writer, d: Deployment, units: dict[str, int], unit_keys: dict[int, str]) -> None:
+    areas = {k: i for k, i in await w.session.execute(select(Area.key, Area.id))}
+    holders = {k: i for k, i in await w.session.execute(select(DutyHolder.key, DutyHolder.id))}
+    tasks = await w.upsert(
+        TASKS,
         {
-            t.id: {
-                "title": t.title,
-                "area_id": areas[t.area],
-                "holder_id": holders[t.holder] if t.holder else None,
-                "cadence": t.cadence,
-                "due_rule": t.due,
-                "owners": t.owners if isinstance(t.owners, str) else "named",
-                "evidence": t.evidence,
-                "note": t.note,
-            }
+            t.id: (
+                t.title,
+                areas[t.area],
+                holders[t.holder] if t.holder else None,
+                t.cadence,
+                t.due,
+                t.owners if isinstance(t.owners, str) else "named",
+                t.evidence,
+                t.note,
+            )
             for t in d.tasks
         },
-        scope=PlanTask.source == "config",
     )
-    named = {(t.id, u) for t in d.tasks if isinstance(t.owners, list) for u in t.owners}
-    ids = {t.id: k for k, t in tasks.items()}
-    ukey = {u.id: k for k, u in units.items()}
-    rows = (
-        await ctx.session.scalars(select(PlanTaskUnit).where(PlanTaskUnit.task_id.in_(list(ids))))
-    ).all()
-    have = {(ids[r.task_id], ukey.get(r.unit_id, "?")) for r in rows}
-    if not await _replace(ctx, "task_owners", "*", sorted(have), sorted(named)):
-        return
-    await ctx.session.execute(delete(PlanTaskUnit).where(PlanTaskUnit.task_id.in_(list(ids))))
-    ctx.session.add_all(PlanTaskUnit(task_id=tasks[t].id, unit_id=units[u].id) for t, u in named)
-    await ctx.session.flush()
+    want = {
+        (tasks[t.id], units[u]) for t in d.tasks if isinstance(t.owners, list) for u in t.owners
+    }
+    # Tasks added by chat name their units too; those are not the configuration's.
+    mine = set(tasks.values())
+    await w.replace(
+        OWNERS,
+        want,
+        _t(PlanTask),
+        lambda link: unit_keys.get(link[1], "?"),
+        lambda link: link[0] in mine,
+    )

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from bot.deployment.checks import cross_checks, schema_problems
 from bot.deployment.problems import ConfigInvalid, Problem, report
 from bot.deployment.schema import Deployment, EnvRef, Secret
-from bot.deployment.source import read
+from bot.deployment.source import Source, read, read_files
+from bot.deployment.streamed import validated
 
 __all__ = ["ConfigInvalid", "Deployment", "Loaded", "Problem", "load", "report"]
 
@@ -27,6 +28,7 @@ class Loaded:
     root: Path  # the configuration directory: template overrides live in root/templates
     warnings: list[Problem]
     env: Mapping[str, str]
+    digest: str = ""  # of the files' names and bytes; the database keeps the last one applied
 
     def secret(self, value: Secret | None) -> str | None:
         if isinstance(value, EnvRef):
@@ -40,29 +42,41 @@ def load(location: Path, env: Mapping[str, str] | None = None, live: bool = True
     `live` is False when deliveries stay on the local console: missing secrets are then warnings.
     """
     env = dict(os.environ) if env is None else env
-    source = read(location)
+    files = read_files(location)
+    spec = None if files.unreadable else validated(files.texts)
+    if spec is not None:  # sound as far as the schema goes: the cross-checks are still to come
+        source = Source(root=files.root, texts=files.texts)
+    else:
+        source = read(files)
+        spec = _checked(source, env, live)
+    found = source.problems(cross_checks(spec, env, live))
+    if any(p.severity == "error" for p in found):
+        raise ConfigInvalid(found)
+    return Loaded(spec, source.root, found, env, files.digest)
+
+
+def _checked(source: Source, env: Mapping[str, str], live: bool) -> Deployment:
+    """The careful way: the whole tree parsed, every schema problem reported with its place."""
     try:
-        spec = Deployment.model_validate(source.data)
+        return Deployment.model_validate(source.data)
     except ValidationError as e:
         problems = schema_problems(source, e)
         # Check the rest too, so that one typo does not hide the other mistakes.
         salvaged = _set_aside(source.data, e)
         if salvaged is not None:
             data, index_map, tolerated = salvaged
-            for path, msg, sev in cross_checks(
-                Deployment.model_validate(data), env, live, tolerated
-            ):
-                path = (
+            found = cross_checks(Deployment.model_validate(data), env, live, tolerated)
+            problems += source.problems(
+                (
                     (path[0], index_map[path[0]][path[1]], *path[2:])
                     if (len(path) > 1 and path[0] in index_map and isinstance(path[1], int))
-                    else path
+                    else path,
+                    msg,
+                    sev,
                 )
-                problems.append(source.problem(path, msg, sev))
+                for path, msg, sev in found
+            )
         raise ConfigInvalid(problems) from None
-    found = [source.problem(*f) for f in cross_checks(spec, env, live)]
-    if any(p.severity == "error" for p in found):
-        raise ConfigInvalid(found)
-    return Loaded(spec, source.root, found, env)
 
 
 def _set_aside(

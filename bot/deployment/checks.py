@@ -17,12 +17,14 @@ from bot.schedules import ScheduleError, parse_schedule
 _PYDANTIC_WORDS = {
     "missing": "缺少必填项 (required key missing)",
     "extra_forbidden": "未知的配置项，请检查拼写 (unknown key; check the spelling)",
+    "unexpected_keyword_argument": "未知的配置项，请检查拼写 (unknown key; check the spelling)",
     "string_type": "应为文本 (must be a string)",
     "int_type": "应为整数 (must be an integer)",
     "int_parsing": "应为整数 (must be an integer)",
     "list_type": "应为列表 (must be a list)",
     "dict_type": "应为键值映射 (must be a mapping)",
     "model_type": "应为键值映射 (must be a mapping)",
+    "dataclass_type": "应为键值映射 (must be a mapping)",
     "literal_error": "取值不在允许范围内 (value not allowed)",
     "string_pattern_mismatch": "格式不对 (wrong format)",
     "string_too_short": "不能为空 (must not be empty)",
@@ -34,7 +36,7 @@ _PYDANTIC_WORDS = {
 
 def schema_problems(source: Source, error: ValidationError) -> list[Problem]:
     seen: set[tuple[Path, str]] = set()
-    out = []
+    out: list[tuple[Path, str, str]] = []
     for e in error.errors():
         # A union reports one error per alternative; the location's tagged part is noise.
         path = tuple(
@@ -51,8 +53,8 @@ def schema_problems(source: Source, error: ValidationError) -> list[Problem]:
         if (path, words) in seen:
             continue
         seen.add((path, words))
-        out.append(source.problem(path, words))
-    return out
+        out.append((path, words, "error"))
+    return source.problems(out)
 
 
 def cross_checks(

@@ -2,13 +2,16 @@
 
 A province's configuration runs to 200,000 people: the files are parsed once with libyaml when
 PyYAML has it (a file written as JSON, which is YAML too, with the json module in a fraction of
-that), and the line index, which needs the whole node graph, is built only when a problem is to
-be reported.
+that), and lines are looked up only when a problem is to be reported: from an index of every
+key for a small configuration, and for a large one, whose node graph would take a gigabyte, in
+one pass over the parser's events that follows only the paths asked for.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path as FsPath
@@ -29,6 +32,7 @@ class Source:
 
     @cached_property
     def lines(self) -> dict[Path, tuple[str, int]]:
+        """Every key's file and line, from the node graph: for small configurations."""
         found: dict[Path, tuple[str, int]] = {}
         for name, text in self.texts:
             node = yaml.compose(text, Loader=_LOADER)
@@ -38,15 +42,43 @@ class Source:
 
     def locate(self, path: Path) -> tuple[str, int]:
         """The file and line of the deepest part of `path` that exists in the files."""
-        for cut in range(len(path), 0, -1):
-            found = self.lines.get(tuple(path[:cut]))
-            if found:
-                return found
-        return (next(iter(self.lines.values()))[0] if self.lines else "", 0)
+        return self.places([path])[tuple(path)]
+
+    def places(self, paths: Iterable[Path]) -> dict[Path, tuple[str, int]]:
+        """`locate` for many paths, the files read once for all of them."""
+        wanted = {tuple(p) for p in paths}
+        if not wanted:
+            return {}
+        if sum(len(text) for _, text in self.texts) <= INDEX_LIMIT:
+            known = self.lines
+        else:
+            prefixes = {p[:cut] for p in wanted for cut in range(1, len(p) + 1)}
+            known = {}
+            for name, text in self.texts:
+                for found, line in find_lines(text, prefixes).items():
+                    known.setdefault(found, (name, line))
+        first = next(iter(known.values()))[0] if known else ""
+        return {
+            path: next(
+                (known[path[:cut]] for cut in range(len(path), 0, -1) if path[:cut] in known),
+                (first, 0),
+            )
+            for path in wanted
+        }
+
+    def problems(self, found: Iterable[tuple[Path, str, str]]) -> list[Problem]:
+        found = list(found)
+        places = self.places(path for path, _, _ in found)
+        return [
+            Problem(path, message, *places[tuple(path)], severity)  # type: ignore[arg-type]
+            for path, message, severity in found
+        ]
 
     def problem(self, path: Path, message: str, severity: str = "error") -> Problem:
-        file, line = self.locate(path)
-        return Problem(path, message, file, line, severity)  # type: ignore[arg-type]
+        return self.problems([(path, message, severity)])[0]
+
+
+INDEX_LIMIT = 1_000_000  # characters: up to this, an index of every key; beyond, walks
 
 
 def config_files(location: FsPath) -> list[FsPath]:
@@ -55,21 +87,51 @@ def config_files(location: FsPath) -> list[FsPath]:
     return [location]
 
 
-def read(location: FsPath) -> Source:
-    """Merge the files; each top-level section must live in exactly one of them."""
-    source = Source(root=location if location.is_dir() else location.parent)
-    problems: list[Problem] = []
+@dataclass(frozen=True)
+class Files:
+    """A configuration's files as read, before any parsing."""
+
+    root: FsPath
+    texts: list[tuple[str, str]]  # (file as shown, its text), the files that are UTF-8
+    unreadable: list[Problem]  # the files that are not
+    digest: str  # SHA-256 over every file's name and bytes: the same files, the same digest
+
+
+def read_files(location: FsPath) -> Files:
     files = config_files(location) if location.exists() else []
     if not files:
         msg = f"找不到配置文件 (no configuration found at {location})"
         raise ConfigInvalid([Problem((), msg, str(location))])
+    digest = hashlib.sha256()
+    texts: list[tuple[str, str]] = []
+    unreadable: list[Problem] = []
     for file in files:
-        name = _display(file)
+        data = file.read_bytes()
+        for part in (file.name.encode(), data):  # the name as it is, whatever the cwd
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
         try:
-            text = file.read_text(encoding="utf-8")
-            data = _parse(text)
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            line = e.problem_mark.line + 1 if getattr(e, "problem_mark", None) else 0  # type: ignore[union-attr]
+            text = data.decode("utf-8")
+            if "\r" in text:  # as text mode reads it: universal newlines
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            texts.append((_display(file), text))
+        except UnicodeDecodeError as e:
+            msg = f"YAML 语法错误：{e} (YAML syntax error)"
+            unreadable.append(Problem((), msg, _display(file), 0))
+    root = location if location.is_dir() else location.parent
+    return Files(root, texts, unreadable, digest.hexdigest())
+
+
+def read(location: FsPath | Files) -> Source:
+    """Merge the files; each top-level section must live in exactly one of them."""
+    files = location if isinstance(location, Files) else read_files(location)
+    source = Source(root=files.root)
+    problems: list[Problem] = list(files.unreadable)
+    for name, text in files.texts:
+        try:
+            data = parse_text(text)
+        except yaml.YAMLError as e:
+            line = e.problem_mark.line + 1 if getattr(e, "problem_mark", None) else 0  # type: ignore[attr-defined]
             reason = getattr(e, "problem", None) or str(e)
             problems.append(Problem((), f"YAML 语法错误：{reason} (YAML syntax error)", name, line))
             continue
@@ -98,7 +160,7 @@ def read(location: FsPath) -> Source:
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _parse(text: str) -> Any:
+def parse_text(text: str) -> Any:
     if text.lstrip().startswith("{"):
         try:
             return json.loads(text)
@@ -120,11 +182,66 @@ def _index(node: yaml.Node, path: Path, file: str, out: dict[Path, tuple[str, in
 
 
 def _line(text: str, section: str) -> int:
-    node = yaml.compose(text, Loader=_LOADER)
-    for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
-        if key_node.value == section:
-            return int(key_node.start_mark.line) + 1
-    return 0
+    return find_lines(text, {(section,)}).get((section,), 0)
+
+
+def find_lines(text: str, wanted: set[Path]) -> dict[Path, int]:
+    """The line of each path of `wanted` (closed under prefixes) found in `text`, from the
+    parser's events: nothing is composed, and what is not asked for is only skipped over."""
+    events = yaml.parse(text, Loader=_LOADER)
+    found: dict[Path, int] = {}
+    try:
+        for event in events:
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                _visit(events, event, (), wanted, found)  # the document's top level
+                break
+    except yaml.YAMLError:
+        pass  # what was found before the mistake still helps
+    return found
+
+
+def _visit(
+    events: Iterator[yaml.Event],
+    first: yaml.Event,
+    path: Path,
+    wanted: set[Path],
+    found: dict[Path, int],
+) -> None:
+    if isinstance(first, yaml.MappingStartEvent):
+        while not isinstance(key := next(events), yaml.MappingEndEvent):
+            child = (*path, key.value) if isinstance(key, yaml.ScalarEvent) else None
+            if child is None:
+                _skip(events, key)  # a complex key: nothing a path names
+            value = next(events)
+            if child in wanted:
+                found.setdefault(child, _line_of(key))
+                _visit(events, value, child, wanted, found)
+            else:
+                _skip(events, value)
+    elif isinstance(first, yaml.SequenceStartEvent):
+        i = 0
+        while not isinstance(item := next(events), yaml.SequenceEndEvent):
+            child = (*path, i)
+            if child in wanted:
+                found.setdefault(child, _line_of(item))
+                _visit(events, item, child, wanted, found)
+            else:
+                _skip(events, item)
+            i += 1
+
+
+def _line_of(event: yaml.Event) -> int:
+    return event.start_mark.line + 1 if event.start_mark else 0
+
+
+def _skip(events: Iterator[yaml.Event], first: yaml.Event) -> None:
+    depth = int(isinstance(first, (yaml.MappingStartEvent, yaml.SequenceStartEvent)))
+    while depth:
+        event = next(events)
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 def _display(file: FsPath) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -60,13 +59,9 @@ async def materialise(
     owing = await _owed(session, month, is_workday)
     if not any(o.units for o in owing):
         return 0
-    have: dict[tuple[int, str], set[int]] = defaultdict(set)
-    for task_id, unit_id, period in await session.execute(
-        select(TaskInstance.task_id, TaskInstance.unit_id, TaskInstance.period).where(
-            TaskInstance.period.in_({o.period for o in owing})
-        )
-    ):
-        have[(task_id, period)].add(unit_id)
+    lacking = await _lacking(session, owing)
+    if not lacking:
+        return 0
     numbers = dict(
         (
             await session.execute(
@@ -81,16 +76,48 @@ async def materialise(
     # province's month is 700,000 instances: they stream to the database as they are made.
     def rows() -> Iterator[tuple[object, ...]]:
         for o in sorted(owing, key=lambda o: (o.due, o.task_id)):
-            done, deadline = have.get((o.task_id, o.period), set()), due_at(o.due)
-            for unit in o.units:
-                if unit not in done:
-                    numbers[unit] = no = numbers.get(unit, 0) + 1
-                    yield (o.task_id, unit, o.period, no, deadline, "pending", now, now)
+            deadline = due_at(o.due)
+            for unit in lacking.get((o.task_id, o.period), ()):
+                numbers[unit] = no = numbers.get(unit, 0) + 1
+                yield (o.task_id, unit, o.period, no, deadline, "pending", now, now)
 
     return await insert_rows(session, cast(Table, TaskInstance.__table__), _COLUMNS, rows())
 
 
 _COLUMNS = ("task_id", "unit_id", "period", "no", "due_at", "status", "created_at", "updated_at")
+
+
+async def _lacking(session: AsyncSession, owing: list[Owing]) -> dict[tuple[int, str], list[int]]:
+    """(task, period) → the units owing it that have no instance yet, in `owing`'s order; only
+    entries that lack any.
+
+    A province's month is some 700,000 instances, and every start asks again. So the database
+    first counts, per task and period, the instances of active units: a task that every active
+    unit owes and that has as many is complete (one instance per unit, task and period), and
+    none of its rows is read. The others are read a task at a time."""
+    periods = {o.period for o in owing}
+    counted = await session.execute(
+        select(TaskInstance.task_id, TaskInstance.period, func.count())
+        .join(Unit, Unit.id == TaskInstance.unit_id)
+        .where(Unit.active, TaskInstance.period.in_(periods))
+        .group_by(TaskInstance.task_id, TaskInstance.period)
+    )
+    counts = {(task_id, period): n for task_id, period, n in counted}
+    active = await session.scalar(select(func.count()).select_from(Unit).where(Unit.active))
+    lacking: dict[tuple[int, str], list[int]] = {}
+    for o in owing:
+        key = (o.task_id, o.period)
+        if not o.units or len(o.units) == active == counts.get(key):
+            continue  # owners are active units: as many of them as there are, each with one
+        have: set[int] = set()
+        if counts.get(key):
+            found = select(TaskInstance.unit_id).where(
+                TaskInstance.task_id == o.task_id, TaskInstance.period == o.period
+            )
+            have.update((await session.scalars(found)).all())
+        if missing := [u for u in o.units if u not in have]:
+            lacking.setdefault(key, []).extend(missing)
+    return lacking
 
 
 async def _owed(session: AsyncSession, month: Period, is_workday: IsWorkday) -> list[Owing]:
