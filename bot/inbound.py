@@ -91,6 +91,14 @@ def _claim_statement(dialect: str) -> Any:
     return insert(_SEEN).on_conflict_do_nothing().returning(_SEEN.c.platform, _SEEN.c.event_id)
 
 
+def _by_platform(keys: Iterable[Key]) -> dict[str, list[str]]:
+    """Ids grouped by platform: one `event_id IN (…)` per platform."""
+    found: dict[str, list[str]] = {}
+    for p, e in keys:
+        found.setdefault(p, []).append(e)
+    return found
+
+
 def _key(msg: Inbound) -> Key:
     return (msg.platform, msg.event_id[:191])
 
@@ -208,12 +216,9 @@ class Inbox:
     async def _mark_handled(self, keys: list[Key]) -> None:
         """A dispatch that returned has done its work: the message is no longer waiting. (The
         commands mark it themselves in their own transaction, and this finds nothing left.)"""
-        by_platform: dict[str, list[str]] = {}
-        for p, e in keys:
-            by_platform.setdefault(p, []).append(e)
         try:
             async with self.db.begin() as session:
-                for p, ids in by_platform.items():
+                for p, ids in _by_platform(keys).items():
                     await session.execute(
                         update(_SEEN)
                         .where(
@@ -292,13 +297,10 @@ class Inbox:
     async def _reload(self) -> None:
         """Read back the next stored messages that did not fit in memory, in arrival order."""
         keys = [self._overflow.popleft() for _ in range(min(RELOAD, len(self._overflow)))]
-        by_platform: dict[str, list[str]] = {}
-        for p, e in keys:
-            by_platform.setdefault(p, []).append(e)
         found: dict[Key, Inbound] = {}
         try:
             async with self.db.begin() as session:
-                for p, ids in by_platform.items():
+                for p, ids in _by_platform(keys).items():
                     rows = await session.execute(
                         select(_SEEN.c.event_id, _SEEN.c.body).where(
                             _SEEN.c.platform == p,
