@@ -276,6 +276,15 @@ class Inbox:
             self._room.clear()
 
     async def _work(self) -> None:
+        try:
+            await self._work_through()
+        finally:
+            # Out of the running set before returning, not in a done callback a loop turn
+            # later: a message queued in that turn would find "a worker running" and wait
+            # for nobody.
+            self._running.discard(asyncio.current_task())
+
+    async def _work_through(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._closed:
             if not self._queue and self._overflow:
