@@ -22,7 +22,7 @@ import asyncio
 import functools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -39,6 +39,7 @@ from bot.models import InboundSeen
 
 log = logging.getLogger(__name__)
 Dispatch = Callable[[Inbound], Awaitable[None]]
+DispatchMany = Callable[[Sequence[Inbound]], Awaitable[None]]
 Key = tuple[str, str]
 Claim = tuple[list[tuple[Key, Inbound]], datetime, "asyncio.Future[set[Key]]"]  # seen at, answer
 
@@ -55,6 +56,11 @@ RELOAD = 500  # stored messages read back at a time once the memory queue has ru
 # platforms need their 200 within seconds (or they send again, which adds load), the people
 # their reply within a minute.
 HANDLING_SHARE = 0.25
+# Messages given to `dispatch_many` at once: one transaction for a run of check-ins instead of
+# one each. While callbacks arrive, fewer: a SQLite transaction holds the one connection that
+# the next callbacks' ids wait for, so it should take about BUSY_HOLD at most.
+HANDLE_AT_ONCE = 50
+BUSY_HOLD = 0.01
 BUSY_SECONDS = 0.1  # callbacks within this long count as "arriving"
 BATCH = 500  # callbacks per INSERT (mostly one id each), well inside the parameter limits
 # A message still unhandled after this long was accepted by a process that is gone (or
@@ -74,6 +80,16 @@ _TAKE = (
     .values(handled_at=bindparam("now"), body=null())
 )
 _HANDLED_AT = select(_SEEN.c.handled_at).where(_KEY)
+_ONE_PLATFORM = (_SEEN.c.platform == bindparam("p")) & _SEEN.c.event_id.in_(
+    bindparam("ids", expanding=True)
+)
+_TAKE_MANY = (
+    update(_SEEN)
+    .where(_ONE_PLATFORM, _SEEN.c.handled_at.is_(None))
+    .values(handled_at=bindparam("now"), body=null())
+    .returning(_SEEN.c.event_id)
+)
+_STORED = select(_SEEN.c.event_id).where(_ONE_PLATFORM)
 _RECOVER = (
     update(_SEEN)
     .where(_KEY, _SEEN.c.handled_at.is_(None), _SEEN.c.attempts == bindparam("was"))
@@ -99,7 +115,8 @@ def _by_platform(keys: Iterable[Key]) -> dict[str, list[str]]:
     return found
 
 
-def _key(msg: Inbound) -> Key:
+def message_key(msg: Inbound) -> Key:
+    """The message's identity in `inbound_seen`."""
     return (msg.platform, msg.event_id[:191])
 
 
@@ -108,13 +125,25 @@ async def take(session: AsyncSession, msg: Inbound, now: datetime) -> bool:
     already did (a copy recovered by a sweep, or another instance), and then there is nothing
     left to do. First in the transaction: on PostgreSQL a second run waits here for the first.
     """
-    p, e = _key(msg)
+    p, e = message_key(msg)
     done = await session.execute(_TAKE, {"p": p, "e": e, "now": now})
     if getattr(done, "rowcount", 0) == 1:
         return True
     # No row at all: the message did not come through an inbox (a test's or a tool's direct
     # call), so nobody else can be handling it.
     return await session.scalar(_HANDLED_AT, {"p": p, "e": e}) is None
+
+
+async def take_many(session: AsyncSession, msgs: Iterable[Inbound], now: datetime) -> set[Key]:
+    """`take` for messages handled in one transaction: the keys of those still to handle."""
+    taken: set[Key] = set()
+    for p, ids in _by_platform(message_key(m) for m in msgs).items():
+        got = {e for (e,) in await session.execute(_TAKE_MANY, {"p": p, "ids": ids, "now": now})}
+        if len(got) < len(ids):  # as in `take`: a message with no row at all is handled here
+            stored = {e for (e,) in await session.execute(_STORED, {"p": p, "ids": ids})}
+            got.update(e for e in ids if e not in stored)
+        taken.update((p, e) for e in got)
+    return taken
 
 
 class Inbox:
@@ -125,13 +154,17 @@ class Inbox:
         dispatch: Dispatch,
         metrics: Metrics | None = None,
         *,
+        dispatch_many: DispatchMany | None = None,
+        at_once: int = HANDLE_AT_ONCE,
         workers: int | None = None,
         backlog: int = BACKLOG,
         limit: int = LIMIT,
     ) -> None:
         self.db = db
         self.clock = clock
-        self.dispatch = dispatch
+        self.dispatch, self.dispatch_many = dispatch, dispatch_many
+        self._at_once = at_once
+        self._per_message = 0.0  # seconds one message took lately, in company
         self.metrics = metrics
         self._workers = workers or WORKERS.get(db.dialect, DEFAULT_WORKERS)
         self._backlog, self._limit = backlog, limit
@@ -154,7 +187,7 @@ class Inbox:
         msgs = list(messages)
         if not msgs:
             return []
-        keys: list[Key] = [_key(m) for m in msgs]
+        keys: list[Key] = [message_key(m) for m in msgs]
         self._accepting += 1
         try:
             await self._room.wait()
@@ -177,7 +210,7 @@ class Inbox:
         return fresh
 
     def _enqueue(self, msg: Inbound) -> None:
-        key = _key(msg)
+        key = message_key(msg)
         self._mine.add(key)
         if len(self._queue) < self._backlog and not self._overflow:
             self._queue.append(msg)
@@ -295,13 +328,24 @@ class Inbox:
                     return
             if not self._queue:
                 return
-            msg = self._queue.popleft()
+            msgs = [self._queue.popleft() for _ in range(min(self._batch(), len(self._queue)))]
             if self.waiting < self._limit:
                 self._room.set()
             started = loop.time()
-            await self._run(msg)
+            await self._run(msgs)
+            took = loop.time() - started
+            self._per_message = took / len(msgs)
             if loop.time() - self._last_callback < BUSY_SECONDS:
-                await asyncio.sleep((loop.time() - started) * (1 / HANDLING_SHARE - 1))
+                await asyncio.sleep(took * (1 / HANDLING_SHARE - 1))
+
+    def _batch(self) -> int:
+        """How many messages to handle at once now."""
+        if self.dispatch_many is None:
+            return 1
+        busy = asyncio.get_running_loop().time() - self._last_callback < BUSY_SECONDS
+        if not busy or not self._per_message:
+            return self._at_once
+        return max(1, min(self._at_once, int(BUSY_HOLD / self._per_message)))
 
     async def _reload(self) -> None:
         """Read back the next stored messages that did not fit in memory, in arrival order."""
@@ -329,17 +373,23 @@ class Inbox:
         # Ahead of whatever was queued while this read ran: those came later.
         self._queue.extendleft(reversed([found[k] for k in keys if k in found]))
 
-    async def _run(self, msg: Inbound) -> None:
+    async def _run(self, msgs: list[Inbound]) -> None:
         try:
-            await self.dispatch(msg)
+            if len(msgs) > 1 and self.dispatch_many is not None:
+                await self.dispatch_many(msgs)
+            else:
+                await self.dispatch(msgs[0])
         except Exception:  # the boundary: one bad message must not take the others down
-            # Left waiting: a sweep tries it again later (a database outage loses nothing).
-            log.exception("handling %s message %s failed", msg.platform, msg.event_id)
+            # Left waiting: a sweep tries them again later (a database outage loses nothing).
+            more = f" and the {len(msgs) - 1} after it" if len(msgs) > 1 else ""
+            log.exception(
+                "handling %s message %s%s failed", msgs[0].platform, msgs[0].event_id, more
+            )
         else:
-            self._done.append(_key(msg))
+            self._done.extend(message_key(m) for m in msgs)
             self._start_writer()
         finally:
-            self._mine.discard(_key(msg))
+            self._mine.difference_update(message_key(m) for m in msgs)
 
     async def recover(self, older_than: timedelta = ORPHANED_AFTER) -> int:
         """Queue the messages accepted at least `older_than` ago and never handled, oldest

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import audit
 from bot.db import Database
 from bot.deployment import Loaded
-from bot.inbound import take
+from bot.inbound import message_key, take, take_many
 from bot.ledger.people import People, Who
 from bot.messages import Inbound, Mention, Outbound
 from bot.render import Renderer
@@ -28,7 +28,12 @@ log = logging.getLogger(__name__)
 Audience = Literal["all", "worker", "admin"]
 Handler = Callable[["Ctx", str], Awaitable[None]]
 Fallback = Callable[["Ctx", str], Awaitable[bool]]
-PostReplies = Callable[[AsyncSession, Inbound, Sequence[Outbound]], Awaitable[None]]
+Answered = tuple[Inbound, Sequence[Outbound]]
+# Queues the replies to any number of messages, in the caller's transaction.
+PostReplies = Callable[[AsyncSession, Sequence[Answered]], Awaitable[None]]
+# Messages handled in one transaction at most: its locks and its work are lost, and done
+# again, when one of them fails.
+TOGETHER = 50
 
 
 class UserError(Exception):
@@ -49,6 +54,9 @@ class Command:
     usage: str
     example: str
     audience: Audience
+    # May share a transaction with other messages (see Dispatcher.many): it changes nothing
+    # but through the session, so a rollback and a second run leave no trace of the first.
+    together: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -69,9 +77,10 @@ class Router:
         usage: str,
         example: str,
         audience: Audience = "all",
+        together: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
-            self.add(Command(name, aliases, fn, summary, usage, example, audience))
+            self.add(Command(name, aliases, fn, summary, usage, example, audience, together))
             return fn
 
         return register
@@ -174,8 +183,20 @@ def actor_of(msg: Inbound, who: Who | None) -> str:
     return who.key if who else f"{msg.platform}:{msg.sender_id}"[:64]
 
 
+class _Failed(Exception):
+    """Message `index` of a shared transaction raised: the transaction is rolled back."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+Matched = tuple[Inbound, str, "tuple[Command, str] | None"]  # message, normalised text, command
+
+
 class Dispatcher:
-    """The inbox's dispatch: one inbound message → the matching command, in one transaction."""
+    """The inbox's dispatch: one inbound message → the matching command, in one transaction;
+    or, under load, a run of messages whose commands allow it in one transaction together."""
 
     def __init__(
         self,
@@ -197,14 +218,73 @@ class Dispatcher:
 
     async def __call__(self, msg: Inbound) -> None:
         try:
-            await self._handle(msg)
+            await self._handle(self._match(msg))
         finally:
             self.on_commit()
 
-    async def _handle(self, msg: Inbound) -> None:
+    async def many(self, msgs: Sequence[Inbound]) -> None:
+        """Handle `msgs` in order, as `__call__` would one by one, but a run of messages whose
+        commands allow it in one transaction: a burst of check-ins then costs a few statements
+        each instead of a transaction each. A message that fails in company is handled alone,
+        exactly as it would have been (its refusal or error answered, in its own transaction);
+        the others go again without it."""
+        try:
+            pending = [self._match(m) for m in msgs]
+            while pending:
+                run = 0
+                while run < min(len(pending), TOGETHER) and _together(pending[run][2]):
+                    run += 1
+                done = await self._together(pending[:run]) if run > 1 else 0
+                if done < len(pending):
+                    await self._handle(pending[done])
+                    done += 1
+                del pending[:done]
+        finally:
+            self.on_commit()
+
+    def _match(self, msg: Inbound) -> Matched:
         text = normalize(msg.text, self.bot_names)
-        found = self.router.match(text)
-        name = found[0].name if found else "-"
+        return msg, text, self.router.match(text)
+
+    async def _together(self, run: Sequence[Matched]) -> int:
+        """How many of `run`'s first messages were handled in one transaction (all of them,
+        or those before the first that failed, which is left to be handled alone)."""
+        n = len(run)
+        while n > 1:
+            try:
+                await self._attempt(run[:n])
+                return n
+            except _Failed as failed:
+                n = failed.index  # the ones before it did nothing wrong: again without it
+            except Exception:  # at the commit: nobody to blame, so one at a time
+                log.warning(
+                    "%d messages failed together; handling them one by one", n, exc_info=True
+                )
+                return 0
+        return 0
+
+    async def _attempt(self, run: Sequence[Matched]) -> None:
+        async with self.db.begin() as session:
+            now = self.clock.now()
+            fresh = await take_many(session, [msg for msg, _, _ in run], now)
+            await self.people.recall(session, ((m.platform, m.sender_id) for m, _, _ in run))
+            answered: list[Answered] = []
+            for i, (msg, text, found) in enumerate(run):
+                if message_key(msg) not in fresh:
+                    log.info("%s message %s was handled already", msg.platform, msg.event_id)
+                    continue
+                try:
+                    ctx = await self._ctx(msg, text, session)
+                    await self._run(ctx, found)
+                    ctx.audit(f"command:{_name(found)}", "message", msg.event_id, detail=text[:500])
+                except Exception as e:
+                    raise _Failed(i) from e
+                answered.append((msg, ctx.replies))
+            await self.post(session, answered)
+
+    async def _handle(self, matched: Matched) -> None:
+        msg, text, found = matched
+        name = _name(found)
         try:
             async with self.db.begin() as session:
                 if not await take(session, msg, self.clock.now()):
@@ -213,7 +293,7 @@ class Dispatcher:
                 ctx = await self._ctx(msg, text, session)
                 await self._run(ctx, found)
                 ctx.audit(f"command:{name}", "message", msg.event_id, detail=text[:500])
-                await self.post(session, msg, ctx.replies)
+                await self.post(session, [(msg, ctx.replies)])
         except UserError as refusal:
             async with self.db.begin() as session:
                 if not await take(session, msg, self.clock.now()):
@@ -226,7 +306,7 @@ class Dispatcher:
                     msg.event_id,
                     detail=f"{refusal.template} {text[:400]}",
                 )
-                await self.post(session, msg, ctx.replies)
+                await self.post(session, [(msg, ctx.replies)])
         except Exception:
             ref = msg.event_id[-6:]
             log.exception("command %s failed for %s message %s", name, msg.platform, msg.event_id)
@@ -235,7 +315,7 @@ class Dispatcher:
                     return
                 ctx = await self._ctx(msg, text, session)
                 await ctx.reply("errors/internal.md.j2", ref=ref)
-                await self.post(session, msg, ctx.replies)
+                await self.post(session, [(msg, ctx.replies)])
 
     async def _ctx(self, msg: Inbound, text: str, session: AsyncSession) -> Ctx:
         who = await self.people.whois(session, msg.platform, msg.sender_id)
@@ -271,6 +351,14 @@ class Dispatcher:
         await cmd.handler(ctx, args)
 
 
+def _name(found: tuple[Command, str] | None) -> str:
+    return found[0].name if found else "-"
+
+
+def _together(found: tuple[Command, str] | None) -> bool:
+    return found is not None and found[0].together
+
+
 def _may_use(who: Who | None, cmd: Command) -> bool:
     if cmd.audience == "admin":
         return bool(who and who.is_admin)
@@ -280,20 +368,26 @@ def _may_use(who: Who | None, cmd: Command) -> bool:
 
 
 def outbox_poster(deployment: Loaded, clock: Any) -> PostReplies:
-    """Replies become outbox rows in the message's own transaction, keyed by the message id so
+    """Replies become outbox rows in the messages' own transaction, keyed by the message id so
     a re-run of the same message can never answer twice."""
-    from bot.outbox import enqueue, reply_target
+    from bot.outbox import Queued, enqueue, enqueue_many, reply_target
 
-    async def post(session: AsyncSession, msg: Inbound, replies: Sequence[Outbound]) -> None:
-        target = reply_target(msg, deployment)
-        for i, reply in enumerate(replies):
+    async def post(session: AsyncSession, answered: Sequence[Answered]) -> None:
+        queued = [
+            Queued(reply, reply_target(msg, deployment), "reply", _reply_key(msg, i))
+            for msg, replies in answered
+            for i, reply in enumerate(replies)
+        ]
+        if len(queued) == 1:  # one INSERT; the driver's executemany costs a statement more
+            q = queued[0]
             await enqueue(
-                session,
-                reply,
-                to=target,
-                kind="reply",
-                now=clock.now(),
-                dedupe_key=f"reply:{msg.platform}:{msg.event_id}:{i}"[:255],
+                session, q.message, to=q.to, kind=q.kind, now=clock.now(), dedupe_key=q.dedupe_key
             )
+        elif queued:
+            await enqueue_many(session, queued, now=clock.now())
 
     return post
+
+
+def _reply_key(msg: Inbound, i: int) -> str:
+    return f"reply:{msg.platform}:{msg.event_id}:{i}"[:255]

@@ -19,6 +19,7 @@ USAGE, EXAMPLE = "打卡 编号 说明", "打卡 12 已召开10月主题党日�
     usage=USAGE,
     example=EXAMPLE,
     audience="worker",
+    together=True,
 )
 async def checkin(ctx: Ctx, args: str) -> None:
     who = ctx.worker()
@@ -74,6 +75,7 @@ async def checkin(ctx: Ctx, args: str) -> None:
     usage="撤回 编号",
     example="撤回 12",
     audience="worker",
+    together=True,
 )
 async def withdraw(ctx: Ctx, args: str) -> None:
     who = ctx.worker()

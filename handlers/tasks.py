@@ -27,6 +27,7 @@ STATUS = {
     usage="本月任务 [月份]",
     example="本月任务 十月",
     audience="worker",
+    together=True,
 )
 async def tasks(ctx: Ctx, args: str) -> None:
     who = ctx.worker()

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.adapters.base import HttpRequest, Parsed
 from bot.app import DEPS, create_app
 from bot.clock import FixedClock
 from bot.deployment import Loaded, load
@@ -78,6 +81,30 @@ class Chat:
         headers = self.fake.callback_headers()
         resp = await self.client.post("/hooks/dingtalk", json=body, headers=headers)
         assert resp.status == 200, await resp.text()
+        await self.deps.inbox.drain()
+        await self.delivered()
+        return [m.text or "" for m in self.fake.sent[before:]]
+
+    async def say_together(self, said: Iterable[tuple[str, str]]) -> list[str]:
+        """Several messages (``(who, text)``) arriving at once in the c5 group: each callback
+        read by the app's own DingTalk adapter, all accepted by the inbox in one go, as a
+        burst queues them; the replies the platform showed, in order."""
+        adapter = self.deps.adapters["dingtalk"]
+        msgs = []
+        for who, text in said:
+            staff = STAFF[who]
+            body = self.fake.bot_message(text, staff, C5, f"msg{next(self._ids)}")
+            request = HttpRequest(
+                "POST",
+                {},
+                CIMultiDict(self.fake.callback_headers()),
+                json.dumps(body).encode(),
+            )
+            parsed = adapter.handle(request, self.clock.now())
+            assert isinstance(parsed, Parsed), parsed
+            msgs.extend(parsed.messages)
+        before = len(self.fake.sent)
+        await self.deps.inbox.accept(msgs)
         await self.deps.inbox.drain()
         await self.delivered()
         return [m.text or "" for m in self.fake.sent[before:]]

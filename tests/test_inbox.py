@@ -334,3 +334,39 @@ async def test_close_keeps_what_is_queued_for_the_next_start(db: Database) -> No
     await closing
     assert held.handled == ["m0"]
     assert await waiting(db) == [("m1", 0), ("m2", 0)]
+
+
+async def test_a_backlog_is_handed_over_in_batches_in_order(db: Database) -> None:
+    batches: list[list[str]] = []
+    single = Recorder()
+
+    async def handle_many(msgs: Any) -> None:
+        batches.append([m.event_id for m in msgs])
+
+    inbox = Inbox(db, FixedClock(NOW), single, dispatch_many=handle_many, at_once=3)
+    await inbox.accept([message(f"m{i}") for i in range(7)])
+    await inbox.drain()
+    assert batches == [["m0", "m1", "m2"], ["m3", "m4", "m5"]]
+    assert single.handled == ["m6"]  # one alone goes the ordinary way
+    assert await waiting(db) == []  # all marked handled
+
+
+async def test_a_batch_that_fails_is_left_whole_for_the_sweep(db: Database, caplog: Any) -> None:
+    async def broken(msgs: Any) -> None:
+        raise RuntimeError("database gone")
+
+    inbox = Inbox(db, FixedClock(NOW), Recorder(), dispatch_many=broken, at_once=5)
+    await inbox.accept([full_message(f"m{i}") for i in range(5)])
+    await inbox.drain()
+    assert await waiting(db) == [(f"m{i}", 0) for i in range(5)]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == ["handling dingtalk message m0 and the 4 after it failed"]
+    got: list[str] = []
+
+    async def handle_many(msgs: Any) -> None:
+        got.extend(m.event_id for m in msgs)
+
+    later = Inbox(db, FixedClock(NOW + timedelta(minutes=5)), Recorder(), dispatch_many=handle_many)
+    assert await later.recover() == 5
+    await later.drain()
+    assert got == [f"m{i}" for i in range(5)] and await waiting(db) == []

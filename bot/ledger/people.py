@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,12 +48,14 @@ class Who:
         return tuple(u.community_id for u in self.units if u.is_lead and u.community_id)
 
 
-def _who_query(by_key: bool) -> Select[*tuple[Any, ...]]:
-    """The person, each role, and the role's unit with its community membership, as rows.
+def _who_query(by: str) -> Select[*tuple[Any, ...]]:
+    """The person, each role, and the role's unit with its community membership, as rows,
+    found by the person's key (the console: the account is the person id), by one platform
+    account, or by several accounts of one platform (then each row starts with the account).
 
     Built once per form: constructing this statement costs more than running it.
     """
-    stmt = select(
+    columns = (
         Person.id,
         Person.key,
         Person.name,
@@ -65,12 +67,19 @@ def _who_query(by_key: bool) -> Select[*tuple[Any, ...]]:
         Unit.active,
         CommunityMember.community_id,
         CommunityMember.is_lead,
-    ).select_from(Person)
-    if by_key:  # the console: the account is the person id
-        stmt = stmt.where(Person.key == bindparam("user_id"))
+    )
+    if by == "key":
+        stmt = select(*columns).where(Person.key == bindparam("user_id"))
     else:
+        many = by == "accounts"
+        stmt = select(*((Identity.user_id,) if many else ()), *columns)
+        user = (
+            Identity.user_id.in_(bindparam("user_ids", expanding=True))
+            if many
+            else Identity.user_id == bindparam("user_id")
+        )
         stmt = stmt.join(Identity, Identity.person_id == Person.id).where(
-            Identity.platform == bindparam("platform"), Identity.user_id == bindparam("user_id")
+            Identity.platform == bindparam("platform"), user
         )
     return (
         stmt.outerjoin(Role, Role.person_id == Person.id)
@@ -81,7 +90,7 @@ def _who_query(by_key: bool) -> Select[*tuple[Any, ...]]:
     )
 
 
-_BY_ACCOUNT, _BY_KEY = _who_query(False), _who_query(True)
+_BY_ACCOUNT, _BY_KEY, _BY_ACCOUNTS = (_who_query(by) for by in ("account", "key", "accounts"))
 
 
 async def whois(session: AsyncSession, platform: str, user_id: str) -> Who | None:
@@ -91,8 +100,20 @@ async def whois(session: AsyncSession, platform: str, user_id: str) -> Who | Non
     else:
         result = await session.execute(_BY_ACCOUNT, {"platform": platform, "user_id": user_id})
     rows = result.all()
-    if not rows:
-        return None
+    return _who(rows) if rows else None
+
+
+async def whois_many(session: AsyncSession, platform: str, user_ids: list[str]) -> dict[str, Who]:
+    """`whois` for several accounts of one platform (not the console) in one query; the
+    accounts of nobody active are left out."""
+    rows: dict[str, list[Any]] = {}
+    params = {"platform": platform, "user_ids": user_ids}
+    for user_id, *row in await session.execute(_BY_ACCOUNTS, params):
+        rows.setdefault(user_id, []).append(row)
+    return {user_id: _who(found) for user_id, found in rows.items()}
+
+
+def _who(rows: Sequence[Any]) -> Who:
     liaison: list[UnitRef] = []
     secretary: list[UnitRef] = []
     admin = False
@@ -138,10 +159,29 @@ class People:
         generation = _generation  # as of the read: a change during it makes the entry stale
         found = await whois(session, platform, user_id)
         if found is not None:
-            self._kept[key] = (self.now() + self.ttl, generation, found)
-            if len(self._kept) > self.size:
-                self._kept.popitem(last=False)
+            self._keep(key, generation, found)
         return found
+
+    async def recall(self, session: AsyncSession, accounts: Iterable[tuple[str, str]]) -> None:
+        """Look up, in one query per platform, the accounts not remembered now: messages
+        handled together then find their writers here."""
+        wanted: dict[str, list[str]] = {}
+        for platform, user_id in accounts:
+            kept = self._kept.get((platform, user_id))
+            fresh = kept is not None and kept[0] > self.now() and kept[1] == _generation
+            if not fresh and platform != "console":
+                wanted.setdefault(platform, []).append(user_id)
+        generation = _generation
+        for platform, user_ids in wanted.items():
+            found = await whois_many(session, platform, list(dict.fromkeys(user_ids)))
+            for user_id, who in found.items():
+                self._keep((platform, user_id), generation, who)
+
+    def _keep(self, key: tuple[str, str], generation: int, who: Who) -> None:
+        self._kept[key] = (self.now() + self.ttl, generation, who)
+        self._kept.move_to_end(key)
+        if len(self._kept) > self.size:
+            self._kept.popitem(last=False)
 
 
 _generation = 0
