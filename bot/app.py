@@ -126,8 +126,10 @@ async def _lifespan(
             services = {SCHEDULING: scheduling, LINKS: links}
             handle = dispatch or commands(settings, db, loaded, clock, leadership.nudge, services)
             inbox.dispatch = showing_inbound(feed, handle) if feed else handle
-            if isinstance(handle, Dispatcher) and not feed:  # the console echoes one by one
-                inbox.dispatch_many = handle.many
+            if isinstance(handle, Dispatcher):
+                inbox.dispatch_takes = True
+                if not feed:  # the console's feed echoes messages one by one
+                    inbox.dispatch_many = handle.many
             stream = dingtalk_stream(settings, http, inbox, clock)
             duties = Duties(
                 scheduler=scheduler,

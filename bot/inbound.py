@@ -163,6 +163,9 @@ class Inbox:
         self.db = db
         self.clock = clock
         self.dispatch, self.dispatch_many = dispatch, dispatch_many
+        # The dispatch marks each message handled itself (`take`, in its own transaction), so
+        # a second UPDATE after it would find nothing: bot.routing.Dispatcher does.
+        self.dispatch_takes = False
         self._at_once = at_once
         self._per_message = 0.0  # seconds one message took lately, in company
         self.metrics = metrics
@@ -386,8 +389,9 @@ class Inbox:
                 "handling %s message %s%s failed", msgs[0].platform, msgs[0].event_id, more
             )
         else:
-            self._done.extend(message_key(m) for m in msgs)
-            self._start_writer()
+            if not self.dispatch_takes:
+                self._done.extend(message_key(m) for m in msgs)
+                self._start_writer()
         finally:
             self._mine.difference_update(message_key(m) for m in msgs)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from bot.adapters.base import HttpReply, HttpRequest, Rejected, WebhookAdapter
 from bot.inbound import Inbox
@@ -34,7 +33,7 @@ async def hook(request: web.Request) -> web.Response:
     if len(body) > MAX_BODY:
         return _refuse(request, adapter, 413, "body over 1 MiB")
     inbox = request.app[INBOX]
-    req = HttpRequest(request.method, dict(request.query), CIMultiDict(request.headers), body)
+    req = HttpRequest(request.method, request.query, request.headers, body)
     try:
         parsed = adapter.handle(req, inbox.clock.now())
     except Rejected as e:
