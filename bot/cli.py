@@ -1,4 +1,5 @@
-"""The `duban` command line: serve, db upgrade, config check and apply, simulate, export."""
+"""The `duban` command line: serve, db upgrade, config check and apply, simulate, export,
+inbox list and replay."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import logs, schema
 from bot.clock import SystemClock
@@ -19,6 +23,7 @@ from bot.settings import Settings
 from bot.startup import SchemaOutdated, apply_config, prepare_database
 
 log = logging.getLogger("duban")
+T = TypeVar("T")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +81,15 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, help="输出文件（默认 ./台账-<期间>.xlsx）")
     export.add_argument("--config", type=Path, help="配置目录（默认 DUBAN_CONFIG），取机关工委名称")
     export.set_defaults(run=_export)
+    inbox = sub.add_parser("inbox", help="处理失败被搁置的消息 / set-aside inbound messages")
+    inbox_ops = inbox.add_subparsers(required=True, metavar="操作")
+    inbox_ops.add_parser("list", help="列出搁置的消息 / list them").set_defaults(run=_inbox_list)
+    replay = inbox_ops.add_parser("replay", help="交回收件箱重新处理 / hand back to the inbox")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", nargs="?", help="消息编号（见 duban inbox list）")
+    which.add_argument("--all", action="store_true", help="全部可重放的搁置消息")
+    replay.add_argument("--platform", help="平台（编号在几个平台都有时指明）")
+    replay.set_defaults(run=_inbox_replay)
     return p
 
 
@@ -124,6 +138,83 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     counts = "、".join(f"{sheet} {n} 行" for sheet, n in ledger.rows.items())
     print(f"已导出{period.label}台账 (ledger written): {out}")
     print(counts)
+    return 0
+
+
+def _on_current_schema(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one transaction; SchemaOutdated when the database is behind."""
+
+    async def run() -> T:
+        db = Database(settings.database_url)
+        try:
+            if not await schema.is_current(db.engine):
+                raise SchemaOutdated(
+                    "数据库结构不是最新版本，请先运行 `duban db upgrade` (schema outdated)"
+                )
+            async with db.begin() as session:
+                return await work(session)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def _inbox_list(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.inbox_admin import describe, set_aside
+
+    try:
+        entries = _on_current_schema(settings, set_aside)
+    except SchemaOutdated as e:
+        print(e, file=sys.stderr)
+        return 1
+    if not entries:
+        print("没有搁置的消息 (no set-aside messages)")
+        return 0
+    print(f"搁置的消息 {len(entries)} 条 (set-aside messages):")
+    for entry in entries:
+        print(describe(entry))
+    print("重新处理：duban inbox replay <编号> 或 --all (replay one or all)")
+    return 0
+
+
+def _inbox_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.inbox_admin import Key, SetAside, give_back, is_seen, set_aside
+
+    async def work(session: AsyncSession) -> tuple[list[SetAside], list[Key], bool]:
+        """The set-aside messages asked for, those given back, whether the id is known."""
+        entries = await set_aside(session, args.id, args.platform)
+        if len({e.platform for e in entries}) > 1 and args.id is not None:
+            return entries, [], True  # the same id on two platforms: the operator says which
+        given = await give_back(session, [e.key for e in entries if e.readable])
+        known = args.id is None or bool(entries) or await is_seen(session, args.id, args.platform)
+        return entries, given, known
+
+    try:
+        entries, given, known = _on_current_schema(settings, work)
+    except SchemaOutdated as e:
+        print(e, file=sys.stderr)
+        return 1
+    unreadable = sum(not e.readable for e in entries)
+    if args.id is not None and not given:
+        if not known:
+            problem = f"没有编号为 {args.id} 的消息 (unknown message id)"
+        elif len({e.platform for e in entries}) > 1:
+            problem = f"编号 {args.id} 在几个平台都有，请用 --platform 指明 (ambiguous id)"
+        elif unreadable:
+            problem = f"消息 {args.id} 存储的内容无法读取，不能重放 (stored unreadably)"
+        else:
+            problem = f"消息 {args.id} 没有被搁置：已处理或正在等待处理 (not set aside)"
+        print(problem, file=sys.stderr)
+        return 1
+    if given:
+        print(f"已交回收件箱 {len(given)} 条 (handed back to the inbox):")
+        for platform, event_id in given:
+            print(f"{platform} {event_id}")
+        print("运行中的服务在一分钟内重新处理，未运行则在下次启动时处理")
+    else:
+        print("没有可重放的搁置消息 (nothing to replay)")
+    if unreadable:
+        print(f"另有 {unreadable} 条存储的内容无法读取，仍搁置 (unreadable, left aside)")
     return 0
 
 

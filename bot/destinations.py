@@ -9,6 +9,7 @@ from __future__ import annotations
 from bot.adapters.base import Destination
 from bot.deployment import Loaded
 from bot.deployment.schema import Group
+from bot.outbox import groups_of
 
 
 def group_destination(group: Group, deployment: Loaded) -> Destination:
@@ -22,10 +23,5 @@ def group_destination(group: Group, deployment: Loaded) -> Destination:
 
 
 def find_group(deployment: Loaded, platform: str, chat_id: str) -> Group | None:
-    for group in deployment.spec.groups:
-        if group.platform == platform and group.chat_id == chat_id:
-            return group
-    # The console speaks for configured groups by their configuration id.
-    if platform == "console":
-        return next((g for g in deployment.spec.groups if g.id == chat_id), None)
-    return None
+    """The first group configured for the chat (the console names groups by their id)."""
+    return groups_of(deployment).find(platform, chat_id)

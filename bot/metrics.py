@@ -1,8 +1,8 @@
 """Prometheus metrics, one registry per app (no process globals), served at GET /metrics.
 
 Counters move where things happen (the delivery worker, the webhook route, the inbox); the
-queue depth is read from the database at scrape time, so it is right whichever instance
-queued or sent the rows.
+queue depth and the inbox's set-aside messages are read from the database at scrape time, so
+they are right whichever instance queued, sent or set aside the rows.
 """
 
 from __future__ import annotations
@@ -45,6 +45,11 @@ class Metrics:
         self.depth = Gauge(
             "duban_outbox_depth", "Messages not yet sent", ["channel", "status"], registry=r
         )
+        self.inbox_set_aside = Gauge(
+            "duban_inbox_set_aside",
+            "Inbound messages set aside after failed handlings (`duban inbox list`)",
+            registry=r,
+        )
         self._depth_seen: set[tuple[str, str]] = set()
         self._refreshers: list[Refresh] = []
 
@@ -57,6 +62,9 @@ class Metrics:
         for channel, status in self._depth_seen | set(counts):
             self.depth.labels(channel=channel, status=status).set(counts.get((channel, status), 0))
         self._depth_seen |= set(counts)
+
+    def set_inbox_set_aside(self, n: int) -> None:
+        self.inbox_set_aside.set(n)
 
     def on_scrape(self, refresh: Refresh) -> None:
         """Run ``refresh`` before each scrape (it sets gauges from the database)."""

@@ -10,7 +10,7 @@ import pytest
 from bot.clock import FixedClock
 from bot.delivery.resolve import fallback
 from bot.deployment import Loaded, load
-from bot.destinations import group_destination
+from bot.destinations import find_group, group_destination
 from bot.messages import ChatRef, Inbound, ReplyRoute
 from bot.outbox import reply_target
 from tests.configs import ENV, mini, write
@@ -79,3 +79,18 @@ def test_console_replies_stay_on_the_console(deployment: Loaded, clock: FixedClo
         source="console",
     )
     assert reply_target(msg, deployment).channel_type == "console"
+
+
+def test_a_chat_finds_its_configured_group(deployment: Loaded) -> None:
+    groups = deployment.spec.groups
+    assert groups
+    for group in groups:
+        first = next(
+            g for g in groups if (g.platform, g.chat_id) == (group.platform, group.chat_id)
+        )
+        assert find_group(deployment, group.platform, group.chat_id) is first
+        assert find_group(deployment, "console", group.id) is group  # the console names them
+    other = "wecom" if groups[0].platform == "dingtalk" else "dingtalk"
+    assert find_group(deployment, other, groups[0].chat_id) is None  # the platform counts too
+    assert find_group(deployment, groups[0].platform, "no-such-chat") is None
+    assert find_group(deployment, "console", "g_nowhere") is None

@@ -7,12 +7,7 @@
 -- (counted across threads) gets msgId prefix..k and sender k mod #senders, so the first
 -- #senders requests all come from distinct liaisons.
 
-local threads = {}
-
-function setup(thread)
-  thread:set("id", #threads)
-  table.insert(threads, thread)
-end
+dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") .. "loop.lua")
 
 local function split(line)
   local out = {}
@@ -20,10 +15,9 @@ local function split(line)
   return out
 end
 
-function init(args)
-  nthreads = tonumber(args[2])
+function prepare(data)
   senders = {}
-  for line in io.lines(args[1]) do
+  for line in io.lines(data) do
     local f = split(line)
     if head == nil then
       head = f
@@ -31,8 +25,6 @@ function init(args)
       senders[#senders + 1] = f
     end
   end
-  counter = 0
-  made = 0
   headers = {
     ["Content-Type"] = "application/json",
     ["timestamp"] = head[1],
@@ -40,10 +32,7 @@ function init(args)
   }
 end
 
-function request()
-  local k = counter * nthreads + id
-  counter = counter + 1
-  made = counter
+function make(k)
   local s = senders[(k % #senders) + 1]
   local body = '{"msgtype":"text","text":{"content":" ' .. string.format(head[6], s[3]) ..
     '"},"msgId":"' .. head[3] .. k ..
@@ -55,15 +44,4 @@ function request()
     '"atUsers":[{"dingtalkId":"$:LWCP_v1:$bot"}],"sessionWebhook":"' .. head[4] ..
     '","sessionWebhookExpiredTime":' .. head[5] .. '}'
   return wrk.format("POST", "/hooks/dingtalk", headers, body)
-end
-
-function done(summary, latency, requests)
-  local made = 0
-  for _, t in ipairs(threads) do made = made + t:get("made") end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH {"requests":%d,"made":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,' ..
-    '"max_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}\n',
-    summary.requests, made, summary.duration, latency:percentile(50), latency:percentile(99),
-    latency.max, e.connect, e.read, e.write, e.status, e.timeout))
 end

@@ -1,14 +1,11 @@
 """The delivery worker: claim → send → record, for every lane, within every robot's limit.
 
-One claim is a short transaction for up to ``concurrency`` lanes at once: pick the lanes'
-heads (a lane is one chat; its messages go out strictly in queue order), coalesce what may
-join each, charge each robot's rolling window, mark them ``sending`` and commit. The HTTP
-sends run with no transaction open. Another short transaction records the outcomes of the
-sends that ended meanwhile: sent; retry later with exponential backoff and jitter, keeping
-the parts already shown so the resend skips them; or dead, with one alert per channel per
-hour in the admins' group. Lanes are served in turn, so a burst to one group never delays
-the others. What one message costs does not grow with the number of lanes queued
-(bot/delivery/claims.py, lanes.py).
+Each pass claims up to ``concurrency`` lanes' heads in one short transaction, each charged to
+its robot's rolling window (claimer.py). The HTTP sends run with no transaction
+open. Another short transaction records the outcomes of the sends that ended meanwhile: sent;
+retry later with exponential backoff and jitter, keeping the parts already shown so the resend
+skips them; or dead, with one alert per channel per hour in the admins' group. Lanes are
+served in turn, so a burst to one group never delays the others.
 
 Crash safety. A claimed row stays ``sending`` until its outcome is written. On start, the rows
 this process's predecessor left in flight (same instance id, or a process on this host that no
@@ -27,42 +24,22 @@ import logging
 import random
 import time
 from contextlib import suppress
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.adapters.base import DeliveryError
-from bot.adapters.outbound import PartDeliveryError
 from bot.clock import Clock
 from bot.db import Database
 from bot.delivery import claims
-from bot.delivery.coalesce import how_many_fit, merge, readable
-from bot.delivery.lanes import Heads
-from bot.delivery.limits import RollingLimiter, part_budget, requests_for
+from bot.delivery.claimer import Claimer
+from bot.delivery.limits import RollingLimiter
 from bot.delivery.outcomes import Backoff, Batch, Recorder
 from bot.delivery.recovery import default_instance, left_behind
-from bot.delivery.resolve import Resolver, Unroutable
 from bot.delivery.status import depth
 from bot.deployment import Loaded
 from bot.metrics import Metrics
-from bot.models import OutboxMessage
-from bot.outbox import message_from_json
 from bot.senders import Senders
 
 log = logging.getLogger(__name__)
-
-
-RELEASE_EVERY = timedelta(seconds=30)
-
-
-@dataclass
-class _Pass:
-    """What one claim pass learnt: when to look again, and whether a head it found dead
-    uncovered the next row of its lane."""
-
-    wake_at: list[datetime] = field(default_factory=list)
-    uncovered: bool = False
 
 
 class DeliveryWorker:
@@ -85,21 +62,25 @@ class DeliveryWorker:
         self.metrics = metrics
         self.instance = instance or default_instance()
         self.concurrency, self.lease, self.idle_seconds = concurrency, lease, idle_seconds
-        self.limiter = RollingLimiter()
-        self.resolver = Resolver(deployment)
         self.recorder = Recorder(
             db, deployment, metrics, self.instance, rng or random.Random(), backoff or Backoff()
         )
-        self._heads = Heads()  # looked up, not yet tried
-        self._released_at: datetime | None = None  # when claims past the lease were last sought
-        self._charged: dict[int, tuple[int, datetime]] = {}  # head id → (cost, when) in flight
-        self._parts: dict[int, int] = {}  # head id → its parts, as the sender counted them
+        self.claimer = Claimer(db, deployment, self.recorder, instance=self.instance, lease=lease)
         self._wake = asyncio.Event()
         self._wake_at: datetime | None = None
         self._stopping = False
         self._inflight: set[asyncio.Task[int]] = set()
         self._runner: asyncio.Task[None] | None = None
         metrics.on_scrape(self._refresh_depth)
+
+    @property
+    def limiter(self) -> RollingLimiter:
+        """The robots' rolling windows (a benchmark sets its own)."""
+        return self.claimer.limiter
+
+    @limiter.setter
+    def limiter(self, limiter: RollingLimiter) -> None:
+        self.claimer.limiter = limiter
 
     def nudge(self) -> None:
         """Something was queued (after its transaction committed): look now."""
@@ -195,108 +176,9 @@ class DeliveryWorker:
         return min(self.idle_seconds, max(0.01, ahead))
 
     async def _claim(self, limit: int) -> list[Batch]:
-        """One pass: up to ``limit`` lanes' heads claimed, in one short transaction of a few
-        statements (a look when the remembered heads are used up, a lock and a claim per
-        batch of heads)."""
         await self.recorder.retry_unrecorded()
-        now = self.clock.now()
-        found = _Pass()
-        batches: list[Batch] = []
-        async with self.db.begin() as session:
-            await self._release_expired(session, now)
-            tried: set[int] = set()
-            may_look = True
-            while len(batches) < limit:
-                if not self._heads:
-                    # Looking again in this pass finds only what the look left out (it was
-                    # full) or the row behind a head found dead meanwhile.
-                    if not (may_look or found.uncovered):
-                        break
-                    may_look, found.uncovered = await self._heads.look(session, now, tried), False
-                    if not self._heads:
-                        break
-                heads = self._heads.take(limit - len(batches))
-                tried.update(heads)
-                batches += await self._claim_heads(session, heads, now, found)
-            if not batches and (retry := await claims.next_retry(session, now)) is not None:
-                found.wake_at.append(retry)
-        self._wake_at = min(found.wake_at, default=None)
+        batches, self._wake_at = await self.claimer.claim(limit, self.clock.now())
         return batches
-
-    async def _release_expired(self, session: AsyncSession, now: datetime) -> None:
-        """Other instances' claims past the lease go back to the queue. Looked for every
-        ``RELEASE_EVERY``, not every pass: a lease of minutes does not need it more often."""
-        since = None if self._released_at is None else now - self._released_at
-        if since is not None and timedelta(0) <= since < RELEASE_EVERY:
-            return
-        self._released_at = now
-        released = await claims.release_expired(
-            session, instance=self.instance, before=now - self.lease
-        )
-        if released:
-            log.warning("outbox: claims past their lease released: %s", released)
-
-    async def _claim_heads(
-        self, session: AsyncSession, ids: list[int], now: datetime, found: _Pass
-    ) -> list[Batch]:
-        heads = await claims.lock(session, ids, now)  # gone, taken or overtaken: left out
-        bound = await claims.bound_followers(session, [h.id for h in heads if h.mergeable])
-        ready: list[tuple[Batch, int]] = []
-        for head in heads:
-            prepared = await self._prepare(session, head, bound.get(head.id, []), now, found)
-            if prepared is not None:
-                ready.append(prepared)
-        taken = await claims.claim(
-            session, [b.head.id for b, _ in ready], instance=self.instance, now=now
-        )
-        batches = []
-        for batch, cost in ready:
-            key, limit = batch.route.rate_key, batch.route.rate_limit
-            if batch.head.id not in taken:
-                if key is not None:  # someone else sends it, and pays for it
-                    self.limiter.refund(key, limit, cost, now)
-                continue
-            if batch.followers:
-                await claims.merge(session, batch.head.id, [r.id for r in batch.followers])
-            if key is not None:
-                self._charged[batch.head.id] = (cost, now)
-            batches.append(batch)
-        return batches
-
-    async def _prepare(
-        self,
-        session: AsyncSession,
-        head: OutboxMessage,
-        bound: list[OutboxMessage],
-        now: datetime,
-        found: _Pass,
-    ) -> tuple[Batch, int] | None:
-        """The post ``head`` carries, charged to its robot's window; None when it cannot go
-        now (dead: it leads nowhere; parked: the window is full). Its cost rides along."""
-        try:
-            route = self.resolver.resolve(head, now)
-            message = message_from_json(head.body)
-        except (Unroutable, ValueError) as exc:
-            await self.recorder.unroutable(session, head, str(exc), now)
-            found.uncovered = True
-            return None
-        joined = readable(bound)
-        if not joined and head.mergeable and head.attempts == 0 and head.sent_parts == 0:
-            joined = readable(await claims.candidates(session, head, now))
-            budget = part_budget(route.destination.channel_type, message.format)
-            joined = joined[: how_many_fit(message, [m for _, m in joined], budget)]
-        post = merge([message, *(m for _, m in joined)])
-        cost = 0
-        if route.rate_key is not None:
-            # Once an attempt has failed part-way, the sender has said how many parts there are.
-            total = self._parts.get(head.id) or requests_for(post, route.destination.channel_type)
-            cost = total - head.sent_parts
-            if not self.limiter.take(route.rate_key, route.rate_limit, cost, now):
-                free = self.limiter.free_at(route.rate_key, route.rate_limit, cost, now)
-                await claims.park(session, head.id, free)
-                found.wake_at.append(free)
-                return None
-        return Batch(head, tuple(row for row, _ in joined), post, route), cost
 
     async def _deliver(self, batch: Batch) -> int:
         started = time.perf_counter()
@@ -317,17 +199,7 @@ class DeliveryWorker:
             self.metrics.send_seconds.labels(platform=batch.route.destination.platform).observe(
                 elapsed
             )
-            made = None  # requests really made: known when a part failed
-            self._parts.pop(batch.head.id, None)
-            if isinstance(error, PartDeliveryError):
-                made = error.sent_parts - batch.head.sent_parts + 1 if error.total_parts else 0
-                if error.total_parts:
-                    self._parts[batch.head.id] = error.total_parts
-            charged, key = self._charged.pop(batch.head.id, None), batch.route.rate_key
-            if charged is not None and key is not None:
-                cost, at = charged
-                route = batch.route
-                self.limiter.settle(key, route.rate_limit, cost, at, self.clock.now(), made)
+            self.claimer.settle(batch, error, self.clock.now())
         return await self.recorder.record(batch, error, self.clock.now())
 
     async def _refresh_depth(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Row, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.ledger.idlists import among
 from bot.ledger.stats import NO_COMMUNITY
 from bot.models import (
     Attachment,
@@ -33,7 +34,7 @@ from bot.models import (
 )
 
 _S = TypeVar("_S", bound=Select[*tuple[Any, ...]])
-BATCH = 500  # units per round of queries: bounded memory, and well under SQLite's 999 binds
+BATCH = 500  # units per round of queries: bounded memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,7 @@ async def units_in_scope(session: AsyncSession, unit_ids: Collection[int] | None
         .where(Unit.active)
     )
     if unit_ids is not None:
-        stmt = stmt.where(Unit.id.in_(list(unit_ids)))
+        stmt = stmt.where(among(session, Unit.id, unit_ids))
     rows = list((await session.execute(stmt)).all())
     rows.sort(key=lambda r: (r[2] is None, r[2] or 0, not r[4], r[0]))
     return [UnitRow(uid, short, name or NO_COMMUNITY) for uid, short, _, name, _ in rows]
@@ -77,7 +78,9 @@ async def read_batch(
 
     def scoped(stmt: _S) -> _S:
         return stmt.where(
-            TaskInstance.unit_id.in_(ids), TaskInstance.due_at >= start, TaskInstance.due_at < end
+            among(session, TaskInstance.unit_id, ids),
+            TaskInstance.due_at >= start,
+            TaskInstance.due_at < end,
         )
 
     instances = await session.execute(
@@ -146,7 +149,7 @@ async def read_batch(
         .outerjoin(Rectification, Rectification.problem_id == Problem.id)
         .outerjoin(Person, Person.id == Rectification.reporter_id)
         .where(
-            Problem.unit_id.in_(ids),
+            among(session, Problem.unit_id, ids),
             Problem.found_at < end,
             or_(Problem.closed_at.is_(None), Problem.closed_at >= start),
         )
@@ -176,7 +179,7 @@ async def most_evidence(
         .group_by(Attachment.checkin_id)
     )
     if unit_ids is not None:
-        per_checkin = per_checkin.where(TaskInstance.unit_id.in_(list(unit_ids)))
+        per_checkin = per_checkin.where(among(session, TaskInstance.unit_id, unit_ids))
     return int(await session.scalar(select(func.max(per_checkin.subquery().c.n))) or 0)
 
 
