@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import text
 
-from bot import schema
+from bot import inbox_admin, schema
 from bot.adapters.dingtalk_stream import StreamClient
 from bot.adapters.wecom_aibot_ws import AibotConnection, WsBotTransport
 from bot.clock import Clock
@@ -97,6 +97,7 @@ async def _lifespan(
         app[FILES] = FileServer(db, links, clock)
         app[DASHBOARD] = Dashboard(db, links, clock, loaded)
         inbox = Inbox(db, clock, _not_ready, metrics=metrics)
+        inbox_admin.watch(metrics, db)
         adapters = webhook_adapters(settings, loaded)
         app[INBOX], app[ADAPTERS] = inbox, adapters
         async with aiohttp.ClientSession() as http:

@@ -103,8 +103,8 @@ def reply_target(msg: Inbound, deployment: Loaded) -> Target:
 
 class GroupIndex:
     """The configured groups by key and by chat: a reply (and every send) looks its group up
-    without walking a province's 2,500 groups. Answers as ``bot.destinations.find_group``:
-    the first group configured for a chat; the console names groups by their key."""
+    without walking a province's 2,500 groups. ``find`` answers with the first group
+    configured for a chat; the console names groups by their key."""
 
     def __init__(self, groups: Iterable[Group]) -> None:
         self._by_key: dict[str, Group] = {}

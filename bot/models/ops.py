@@ -100,6 +100,13 @@ class InboundSeen(Base):
             sqlite_where=text("handled_at IS NULL"),
             postgresql_where=text("handled_at IS NULL"),
         ),
+        # Set aside after failed handlings: handled, body kept (bot.inbox_admin).
+        Index(
+            "ix_inbound_seen_set_aside",
+            "seen_at",
+            sqlite_where=text("handled_at IS NOT NULL AND body IS NOT NULL"),
+            postgresql_where=text("handled_at IS NOT NULL AND body IS NOT NULL"),
+        ),
     )
     platform: Mapped[str] = mapped_column(String(16), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(191), primary_key=True)
