@@ -80,13 +80,13 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
         cases = [
             Case(
                 "instance",
-                r.instance.id,
+                r.id,
                 r.unit_id,
                 r.unit_short,
-                f"**{r.instance.no}** {escape_markdown(r.title)}",
+                f"**{r.no}** {escape_markdown(r.title)}",
                 f"{r.due.month}月{r.due.day}日",
                 late(r.due),
-                r.instance.period,
+                r.period,
                 r.group_key,
             )
             for r in await overdue(s, steps_due=_steps_due(ladder, calendar, today))

@@ -106,6 +106,22 @@ async def overdue_since(env: JobEnv, day: int, picks: dict[str, int]) -> dict[st
     return marked
 
 
+async def open_problem(env: JobEnv, unit_key: str, *, found: int, due: int) -> None:  # noqa: F811
+    """An open problem of the unit, found on the ``found``th, to be rectified by the end of
+    the ``due``th (November)."""
+    async with env.db.begin() as s:
+        unit = await s.scalar(select(Unit.id).where(Unit.key == unit_key))
+        s.add(
+            Problem(
+                unit_id=unit,
+                description="支部委员会会议记录不规范",
+                deadline=at(due, 23, 59),
+                status="open",
+                found_at=at(found),
+            )
+        )
+
+
 async def test_a_unit_hears_once_per_step_listing_all_its_cases(env: JobEnv) -> None:  # noqa: F811
     marked = await overdue_since(env, 2, {"jtj": 3, "zrj": 1, "slj": 2})
     env.clock.at = at(4, 9, 30)  # Wednesday: 2 working days late, warnings only
@@ -141,17 +157,7 @@ async def test_a_unit_hears_once_per_step_listing_all_its_cases(env: JobEnv) -> 
 
 async def test_each_step_and_target_is_a_post_of_its_own(env: JobEnv) -> None:  # noqa: F811
     marked = await overdue_since(env, 2, {"jtj": 2})
-    async with env.db.begin() as s:
-        unit = await s.scalar(select(Unit.id).where(Unit.key == "jtj"))
-        s.add(
-            Problem(
-                unit_id=unit,
-                description="支部委员会会议记录不规范",
-                deadline=at(2, 23, 59),
-                status="open",
-                found_at=at(1),
-            )
-        )
+    await open_problem(env, "jtj", found=1, due=2)
     env.clock.at = at(12, 9, 30)  # 8 working days late: all three steps at once
     assert await supervise.run(env, at(12, 9, 30))
     async with env.db.begin() as s:
@@ -202,17 +208,7 @@ async def test_secretary_step_mentions_secretary_and_lead_unit(env: JobEnv) -> N
 
 
 async def test_overdue_rectifications_are_chased_too(env: JobEnv) -> None:  # noqa: F811
-    async with env.db.begin() as s:
-        unit = await s.scalar(select(Unit.id).where(Unit.key == "jtj"))
-        s.add(
-            Problem(
-                unit_id=unit,
-                description="支部委员会会议记录不规范",
-                deadline=at(10, 23, 59),
-                status="open",
-                found_at=at(2),
-            )
-        )
+    await open_problem(env, "jtj", found=2, due=10)
     env.clock.at = at(16, 9, 30)
     await supervise.run(env, at(16, 9, 30))
     async with env.db.begin() as s:
@@ -240,3 +236,22 @@ async def test_weekends_take_no_steps(env: JobEnv) -> None:  # noqa: F811
     env.clock.at = saturday + timedelta(days=2)
     await supervise.run(env, saturday + timedelta(days=2))
     assert await kinds(env)
+
+
+async def test_a_deadline_is_named_by_its_day_in_beijing(env: JobEnv) -> None:  # noqa: F811
+    # 00:30 on 3 November in Beijing is still 2 November in UTC, as the database keeps it.
+    async with env.db.begin() as s:
+        instance = await s.scalar(
+            select(TaskInstance)
+            .join(Unit, Unit.id == TaskInstance.unit_id)
+            .where(Unit.key == "zrj", TaskInstance.period == "2026-11")
+            .order_by(TaskInstance.no)
+            .limit(1)
+        )
+        assert instance is not None
+        instance.status, instance.due_at = "overdue", at(3, 0, 30)
+    env.clock.at = at(5, 9, 30)
+    assert await supervise.run(env, at(5, 9, 30))
+    async with env.db.begin() as s:
+        body = await s.scalar(select(OutboxMessage.body).where(OutboxMessage.kind == "supervise1"))
+    assert "11月3日已截止，已逾期 2 个工作日" in body["body"]
