@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.models.base import Base, Json, intpk, key
@@ -69,9 +69,11 @@ class Identity(Base):
     __table_args__ = (
         UniqueConstraint("platform", "user_id"),
         CheckConstraint(f"platform IN {PLATFORMS}", name="platform"),
+        # A person's account on a platform, from the index alone (督办's @-mentions).
+        Index("ix_identities_person_platform", "person_id", "platform", "user_id"),
     )
     id: Mapped[intpk]
-    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     platform: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[str] = mapped_column(String(128))
 
@@ -88,11 +90,13 @@ class Role(Base):
         UniqueConstraint("person_id", "role", "unit_id"),
         CheckConstraint(f"role IN {ROLES}", name="role"),
         CheckConstraint("(role = 'admin') = (unit_id IS NULL)", name="unit_for_unit_roles"),
+        # A unit's people in a role, from the index alone (督办's and 提示's @-mentions).
+        Index("ix_roles_unit_role_person", "unit_id", "role", "person_id"),
     )
     id: Mapped[intpk]
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     role: Mapped[str] = mapped_column(String(16))
-    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
     source: Mapped[str] = mapped_column(String(16), default="config")
     created_at: Mapped[datetime]
 
