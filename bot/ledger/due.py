@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import SHANGHAI
@@ -94,23 +95,19 @@ async def overdue(
             )
         )
     rows = await session.execute(
-        select(
-            TaskInstance.id,
-            TaskInstance.no,
-            TaskInstance.period,
-            TaskInstance.due_at,
-            PlanTask.title,
-            Unit.id,
-            Unit.short_name,
-            ChatGroup.key,
+        _in_post_order(
+            select(
+                TaskInstance.id,
+                TaskInstance.no,
+                TaskInstance.period,
+                TaskInstance.due_at,
+                PlanTask.title,
+                Unit.id,
+                Unit.short_name,
+                ChatGroup.key,
+            ),
+            *where,
         )
-        .join(PlanTask, PlanTask.id == TaskInstance.task_id)
-        .join(Unit, Unit.id == TaskInstance.unit_id)
-        .outerjoin(CommunityMember, CommunityMember.unit_id == Unit.id)
-        .outerjoin(Community, Community.id == CommunityMember.community_id)
-        .outerjoin(ChatGroup, ChatGroup.id == Community.group_id)
-        .where(Unit.active, *where)
-        .order_by(Community.id, TaskInstance.due_at, Unit.id, TaskInstance.no)
     )
     days: dict[datetime, date] = {}  # a few hundred deadlines among thousands of instances
     out = []
@@ -135,23 +132,36 @@ async def count_overdue(session: AsyncSession) -> int:
 async def _rows(session: AsyncSession, *where: object) -> list[Row]:
     rows = (
         await session.execute(
-            select(
-                TaskInstance,
-                PlanTask.title,
-                Unit.id,
-                Unit.short_name,
-                Community.name,
-                ChatGroup.key,
+            _in_post_order(
+                select(
+                    TaskInstance,
+                    PlanTask.title,
+                    Unit.id,
+                    Unit.short_name,
+                    Community.name,
+                    ChatGroup.key,
+                ),
+                *where,
             )
-            .join(PlanTask, PlanTask.id == TaskInstance.task_id)
-            .join(Unit, Unit.id == TaskInstance.unit_id)
-            .outerjoin(CommunityMember, CommunityMember.unit_id == Unit.id)
-            .outerjoin(Community, Community.id == CommunityMember.community_id)
-            .outerjoin(ChatGroup, ChatGroup.id == Community.group_id)
-            .where(Unit.active, *where)  # type: ignore[arg-type]
-            .order_by(Community.id, TaskInstance.due_at, Unit.id, TaskInstance.no)
         )
     ).all()
     return [
         Row(i, title, uid, short, cname or "", gkey) for i, title, uid, short, cname, gkey in rows
     ]
+
+
+_S = TypeVar("_S", bound="Select[*tuple[Any, ...]]")
+
+
+def _in_post_order(stmt: _S, *where: Any) -> _S:
+    """Instances of active units with their task, unit and community group, in the order the
+    posts go out: community, deadline, unit, number."""
+    return (
+        stmt.join(PlanTask, PlanTask.id == TaskInstance.task_id)
+        .join(Unit, Unit.id == TaskInstance.unit_id)
+        .outerjoin(CommunityMember, CommunityMember.unit_id == Unit.id)
+        .outerjoin(Community, Community.id == CommunityMember.community_id)
+        .outerjoin(ChatGroup, ChatGroup.id == Community.group_id)
+        .where(Unit.active, *where)
+        .order_by(Community.id, TaskInstance.due_at, Unit.id, TaskInstance.no)
+    )
