@@ -6,20 +6,28 @@
    applies it to a fresh database as ``duban config apply`` does.
 2. Runs the real 月度分解 job (jobs.registry) with a FixedClock at 09:00 on the current
    month's first working day: it materialises the month and renders every community's post
-   into the outbox. Target ≤ 10 s. Baseline, the storage floor: the very rows the job wrote
-   (instances and outbox) written again straight through the driver (COPY on PostgreSQL,
-   executemany on SQLite) into the same tables and indexes, then rolled back.
+   into the outbox. Target ≤ 10 s. Two baselines, each rolled back: the very rows the job
+   wrote (instances and outbox) written again straight through the driver (COPY on
+   PostgreSQL, executemany on SQLite), and copied again by the database itself (INSERT …
+   SELECT from a temporary table, no row through Python: the engine's own floor), into the
+   same tables, indexes and foreign keys.
 3. Starts FakeWeCom and FakeDingTalk (tests/fakes) in a child process, each honouring 20
    requests per robot in a rolling ``--window`` seconds, and runs the real DeliveryWorker
    (bot/delivery) against them until every row is sent. Ideal: per robot, requests beyond the
    first 20 wait a window per 20; the busiest robot sets the bound. Baseline: the same number
    of bare HTTP POSTs to the fake at the worker's concurrency.
 
-``config apply`` of the province fails on PostgreSQL today (see bench/_copy.py); the run then
-applies it to a temporary SQLite file and copies the ledger over, and says so.
+If ``config apply`` fails on PostgreSQL (it did above 32,767 people; see bench/_copy.py), the
+run applies it to a temporary SQLite file and copies the ledger over, and says so.
 
 ``--window`` changes both sides at once (the fakes' window and the worker's limiter), never
 one alone; the default is the platforms' 60 s.
+
+To compare two versions of the breakdown on the same ledger: ``--prepare-only --database
+URL`` applies the configuration and stops (on PostgreSQL it keeps the database it created and
+prints its name); then run each version on its own copy with ``--existing --no-deliver``,
+which uses the database as it is. The breakdown's line gives wall time, this process's CPU time
+and the highest RSS sampled during the job (every 5 ms) above what the process held before it.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import math
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -132,6 +141,29 @@ def serve_fakes(out: Path, shape: Shape, window: float) -> None:
 # --- the benchmark -------------------------------------------------------------------------
 
 
+class RssSampler:
+    """The highest RSS seen while the block runs, sampled every 5 ms by a thread (the block's
+    own peak: ru_maxrss would be the configuration's load or apply, earlier)."""
+
+    def __init__(self) -> None:
+        self.peak = current_rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, current_rss_mb())
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, current_rss_mb())
+
+
 async def first_workday(db: Any, today: date) -> date:
     from bot.workdays import load_calendar
 
@@ -169,6 +201,36 @@ async def baseline_insert(db: Any) -> tuple[float, int]:
         elapsed = time.perf_counter() - started
         await s.rollback()
     return elapsed, sum(len(rows) for _, _, rows in saved)
+
+
+async def baseline_in_database(db: Any) -> tuple[float, float, int]:
+    """The engine's own floor: the rows the job wrote, copied aside into a temporary table,
+    deleted, then written again by one INSERT … SELECT per table (no row passes through
+    Python) into the same tables, indexes and foreign keys; rolled back. Wall and CPU seconds
+    (the CPU is this process's: SQLite's work, none of a PostgreSQL server's)."""
+    from sqlalchemy import Table, delete, text
+
+    from bot.models import OutboxMessage, TaskInstance
+
+    elapsed = cpu = 0.0
+    count = 0
+    async with db.sessions() as s:
+        for model in (TaskInstance, OutboxMessage):
+            table: Table = model.__table__
+            names = ", ".join(c.name for c in table.columns if c.name != "id")
+            aside = f"bench_{table.name}"
+            await s.execute(text(f"CREATE TEMPORARY TABLE {aside} AS SELECT * FROM {table.name}"))
+            count += await s.scalar(text(f"SELECT count(*) FROM {aside}")) or 0
+            await s.execute(delete(model))
+            started, used = time.perf_counter(), time.process_time()
+            await s.execute(
+                text(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {aside} ORDER BY id")
+            )
+            await s.flush()
+            elapsed += time.perf_counter() - started
+            cpu += time.process_time() - used
+        await s.rollback()
+    return elapsed, cpu, count
 
 
 async def lane_costs(db: Any, loaded: Any, now: datetime) -> dict[str, int]:
@@ -307,6 +369,8 @@ async def deliver(args: argparse.Namespace, db: Any, loaded: Any, urls: dict[str
 
 
 async def run(args: argparse.Namespace) -> None:
+    from sqlalchemy.engine import make_url
+
     from bot import schema
     from bot.clock import SHANGHAI, FixedClock
     from bot.db import Database
@@ -335,8 +399,12 @@ async def run(args: argparse.Namespace) -> None:
             f"config load (config check): {t[0]:.1f} s  "
             f"({load_average()}, peak RSS {peak_rss_mb():.0f} MB)"
         )
-        async with fresh_database(args.database) as url:
-            print(f"database: {backend(url)}")
+        if args.existing and not args.database:
+            raise SystemExit("--existing needs --database")
+        keep = args.prepare_only or args.existing
+        async with fresh_database(None if args.existing else args.database, keep=keep) as url:
+            url = args.database if args.existing else url
+            print(f"database: {backend(url)} {make_url(url).render_as_string(hide_password=True)}")
             db = Database(url)
             try:
                 await schema.upgrade(db.engine)
@@ -344,12 +412,18 @@ async def run(args: argparse.Namespace) -> None:
                 day = await first_workday(db, today)
                 occurrence = datetime.combine(day, dtime(9, 0), SHANGHAI)
                 clock = FixedClock(occurrence)
-                with timed() as t:
-                    applied = await apply_or_copy(db, loaded, clock)
-                print(f"config apply (sync): {t[0]:.1f} s  ({load_average()}) — {applied}")
+                if not args.existing:
+                    with timed() as t:
+                        applied = await apply_or_copy(db, loaded, clock)
+                    print(f"config apply (sync): {t[0]:.1f} s  ({load_average()}) — {applied}")
+                if args.prepare_only:
+                    print(f"prepared; stopping ({load_average()})")
+                    return
                 env = JobEnv(db, loaded, clock, Renderer.for_config(loaded.root))
-                with timed() as t:
+                before, cpu = current_rss_mb(), time.process_time()
+                with RssSampler() as rss, timed() as t:
                     ran = await BY_NAME["breakdown"].run(env, occurrence)  # type: ignore[misc]
+                cpu = time.process_time() - cpu
                 assert ran
                 from sqlalchemy import func, select
 
@@ -361,13 +435,20 @@ async def run(args: argparse.Namespace) -> None:
                 verdict = "OK" if t[0] <= 10 else "MISSED"
                 print(
                     f"breakdown {day:%Y-%m} (materialise + render + enqueue): {t[0]:.2f} s "
-                    f"[target ≤ 10 s: {verdict}]  ({load_average()}) — "
-                    f"{instances} instances, {rows} outbox rows"
+                    f"[target ≤ 10 s: {verdict}], CPU {cpu:.2f} s  ({load_average()}) — "
+                    f"{instances} instances, {rows} outbox rows; RSS {before:.0f} MB before, "
+                    f"+{rss.peak - before:.0f} MB at most during the job"
                 )
                 base, n = await baseline_insert(db)
                 print(
                     f"  baseline: the same {n} rows written straight through the driver "
                     f"(the storage floor): {base:.2f} s; the job took {t[0] / base:.1f}× that"
+                )
+                engine, engine_cpu, n = await baseline_in_database(db)
+                print(
+                    f"  baseline: the same {n} rows copied by the database itself (INSERT … "
+                    f"SELECT from a temporary table): {engine:.2f} s, CPU {engine_cpu:.2f} s; "
+                    f"the job took {t[0] / engine:.1f}× that"
                 )
                 print(f"  RSS now {current_rss_mb():.0f} MB, peak so far {peak_rss_mb():.0f} MB")
                 if not args.no_deliver:
@@ -417,6 +498,12 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=60.0, help="rate window, both sides")
     parser.add_argument("--deadline", type=float, default=900.0, help="give up delivery after")
     parser.add_argument("--no-deliver", action="store_true")
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="apply the configuration, keep it, stop"
+    )
+    parser.add_argument(
+        "--existing", action="store_true", help="use --database as it is (prepared earlier)"
+    )
     parser.add_argument("--serve-fakes", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fakes:

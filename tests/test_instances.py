@@ -92,3 +92,55 @@ async def test_holidays_move_deadlines_with_the_calendar(db, tmp_path, clock) ->
         )
         due = await s.scalar(select(TaskInstance.due_at).where(TaskInstance.period == "2026-10"))
     assert due.astimezone(SHANGHAI).date() == date(2026, 10, 5)  # never before the month starts
+
+
+async def test_a_unit_and_a_lead_joining_mid_month_get_what_they_owe(db, tmp_path, clock) -> None:
+    data = mini()
+    await ledger(db, tmp_path, clock, data)
+    nov = Period.parse("2026-11")
+    async with db.begin() as s:
+        assert await materialise(s, nov, now=clock.now()) == 4
+    data["people"].append({"id": "p_c_ll", "name": "丙联络员", "dingtalk": "staff_c_ll"})
+    data["units"].append(
+        {"id": "uc", "name": "丙局机关党委", "short": "丙局", "liaisons": ["p_c_ll"]}
+    )
+    data["communities"][0].update(lead="uc", members=["ua", "ub", "uc"])
+    await ledger(db, tmp_path, clock, data)
+    async with db.begin() as s:
+        # uc: the month's T01 and, as the new lead, the quarter's T02; nobody else anything.
+        assert await materialise(s, nov, now=clock.now()) == 2
+        assert await materialise(s, nov, now=clock.now()) == 0
+        rows = (
+            await s.execute(
+                select(Unit.key, PlanTask.key, TaskInstance.period, TaskInstance.no)
+                .join(Unit, Unit.id == TaskInstance.unit_id)
+                .join(PlanTask, PlanTask.id == TaskInstance.task_id)
+                .order_by(Unit.key, TaskInstance.no)
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("ua", "T01", "2026-11", 1),
+        ("ua", "T02", "2026-Q4", 2),  # the former lead keeps what it owed
+        ("ub", "T01", "2026-11", 1),
+        ("ub", "T03", "2026", 2),
+        ("uc", "T01", "2026-11", 1),  # deadline order: 25 November, then 18 December
+        ("uc", "T02", "2026-Q4", 2),
+    ]
+
+
+async def test_a_unit_named_later_continues_its_own_numbers(db, tmp_path, clock) -> None:
+    data = mini()
+    await ledger(db, tmp_path, clock, data)
+    async with db.begin() as s:
+        await materialise(s, Period.parse("2026-11"), now=clock.now())
+    data["tasks"][2]["owners"] = ["ub", "ua"]
+    await ledger(db, tmp_path, clock, data)
+    async with db.begin() as s:
+        assert await materialise(s, Period.parse("2026-11"), now=clock.now()) == 1
+        ua = await s.scalar(select(Unit.id).where(Unit.key == "ua"))
+        listed = await unit_instances(s, ua, Period.parse("2026-11"))
+    assert [(it.task.key, it.instance.no) for it in listed] == [
+        ("T01", 1),
+        ("T03", 3),  # due 15 December: after its T02 (no. 2) in number, before it in time
+        ("T02", 2),
+    ]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import ColumnElement, CursorResult, Table, exists, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
-from bot.bulk import insert_rows
 from bot.clock import SHANGHAI
 from bot.duerules import DueRule, Period, parse_due_rule, weekday_is_workday
 from bot.models import CommunityMember, PlanTask, PlanTaskUnit, TaskInstance, Unit
@@ -35,12 +35,13 @@ def view_periods(month: Period) -> tuple[str, str, str]:
 
 @dataclass(frozen=True, slots=True)
 class Owing:
-    """One task's instances for one period: the units that owe it, all due the same day."""
+    """One task's instances for one period, all due the same day, owed by `owners`: all
+    (active units), leads (of communities) or named (the task's own units)."""
 
     task_id: int
     period: str
     due: date
-    units: list[int]
+    owners: str
 
 
 async def materialise(
@@ -55,47 +56,74 @@ async def materialise(
     Monthly tasks for the month, quarterly ones for its quarter, yearly ones for its year, and
     one-off tasks due in it; none whose deadline fell before the month began. Idempotent: a
     second call creates nothing.
+
+    A province's month is 700,000 instances. The database makes them, one INSERT … SELECT per
+    task and period, from the units that owe it: no row passes through Python, nothing is held
+    in memory, and the work is the database's own writing.
     """
     owing = await _owed(session, month, is_workday)
-    if not any(o.units for o in owing):
-        return 0
-    lacking = await _lacking(session, owing)
-    if not lacking:
-        return 0
-    numbers = dict(
-        (
-            await session.execute(
-                select(TaskInstance.unit_id, func.max(TaskInstance.no)).group_by(
-                    TaskInstance.unit_id
-                )
-            )
-        ).all()
-    )
-
-    # Task by task in deadline order, so each unit's new numbers follow its deadlines. A
-    # province's month is 700,000 instances: they stream to the database as they are made.
-    def rows() -> Iterator[tuple[object, ...]]:
-        for o in sorted(owing, key=lambda o: (o.due, o.task_id)):
-            deadline = due_at(o.due)
-            for unit in lacking.get((o.task_id, o.period), ()):
-                numbers[unit] = no = numbers.get(unit, 0) + 1
-                yield (o.task_id, unit, o.period, no, deadline, "pending", now, now)
-
-    return await insert_rows(session, cast(Table, TaskInstance.__table__), _COLUMNS, rows())
+    complete = await _complete(session, owing)
+    created = 0
+    # Task by task in deadline order, so each unit's new numbers follow its deadlines.
+    for o in sorted(owing, key=lambda o: (o.due, o.task_id)):
+        found = complete.get((o.task_id, o.period))
+        if found is not True:
+            created += await _create(session, o, now, some_exist=found is not None)
+    return created
 
 
 _COLUMNS = ("task_id", "unit_id", "period", "no", "due_at", "status", "created_at", "updated_at")
 
 
-async def _lacking(session: AsyncSession, owing: list[Owing]) -> dict[tuple[int, str], list[int]]:
-    """(task, period) → the units owing it that have no instance yet, in `owing`'s order; only
-    entries that lack any.
+async def _create(session: AsyncSession, o: Owing, now: datetime, *, some_exist: bool) -> int:
+    """One task's instances for one period, for the units owing it that lack one."""
+    table = cast(Table, TaskInstance.__table__)
+    taken = aliased(TaskInstance)
+    # Each unit's next number: its highest so far plus one (the (unit_id, no) key serves it);
+    # earlier tasks' rows of this call are already there.
+    last_no = (
+        select(func.coalesce(func.max(taken.no), 0)).where(taken.unit_id == Unit.id)
+    ).scalar_subquery()
+    where: list[ColumnElement[bool] | InstrumentedAttribute[bool]] = [Unit.active]
+    if o.owners == "leads":
+        where.append(exists().where(CommunityMember.unit_id == Unit.id, CommunityMember.is_lead))
+    elif o.owners != "all":
+        where.append(
+            exists().where(PlanTaskUnit.task_id == o.task_id, PlanTaskUnit.unit_id == Unit.id)
+        )
+    if some_exist:
+        where.append(
+            ~exists().where(
+                taken.task_id == o.task_id, taken.period == o.period, taken.unit_id == Unit.id
+            )
+        )
+    rows = (
+        select(
+            literal(o.task_id, table.c.task_id.type),
+            Unit.id,
+            literal(o.period, table.c.period.type),
+            last_no + 1,
+            literal(due_at(o.due), table.c.due_at.type),
+            literal("pending", table.c.status.type),
+            literal(now, table.c.created_at.type),
+            literal(now, table.c.updated_at.type),
+        )
+        .where(*where)
+        .order_by(Unit.id)
+    )
+    result = await session.execute(insert(table).from_select(_COLUMNS, rows))
+    return cast(CursorResult[Any], result).rowcount
 
-    A province's month is some 700,000 instances, and every start asks again. So the database
-    first counts, per task and period, the instances of active units: a task that every active
-    unit owes and that has as many is complete (one instance per unit, task and period), and
-    none of its rows is read. The others are read a task at a time."""
+
+async def _complete(session: AsyncSession, owing: list[Owing]) -> dict[tuple[int, str], bool]:
+    """(task, period) → True when complete, False when some instances exist; absent: none.
+
+    Every start asks again, so the database counts, per task and period, the instances of
+    active units: a task every active unit owes with as many instances is complete (one
+    instance per unit, task and period), and nothing of it is written or read again."""
     periods = {o.period for o in owing}
+    if not periods:
+        return {}
     counted = await session.execute(
         select(TaskInstance.task_id, TaskInstance.period, func.count())
         .join(Unit, Unit.id == TaskInstance.unit_id)
@@ -104,36 +132,12 @@ async def _lacking(session: AsyncSession, owing: list[Owing]) -> dict[tuple[int,
     )
     counts = {(task_id, period): n for task_id, period, n in counted}
     active = await session.scalar(select(func.count()).select_from(Unit).where(Unit.active))
-    lacking: dict[tuple[int, str], list[int]] = {}
-    for o in owing:
-        key = (o.task_id, o.period)
-        if not o.units or len(o.units) == active == counts.get(key):
-            continue  # owners are active units: as many of them as there are, each with one
-        have: set[int] = set()
-        if counts.get(key):
-            found = select(TaskInstance.unit_id).where(
-                TaskInstance.task_id == o.task_id, TaskInstance.period == o.period
-            )
-            have.update((await session.scalars(found)).all())
-        if missing := [u for u in o.units if u not in have]:
-            lacking.setdefault(key, []).extend(missing)
-    return lacking
+    owners = {(o.task_id, o.period): o.owners for o in owing}
+    return {key: n == active and owners.get(key) == "all" for key, n in counts.items() if n}
 
 
 async def _owed(session: AsyncSession, month: Period, is_workday: IsWorkday) -> list[Owing]:
     tasks = (await session.scalars(select(PlanTask).where(PlanTask.active))).all()
-    units = list((await session.scalars(select(Unit.id).where(Unit.active))).all())
-    active = set(units)
-    leads = list(
-        (
-            await session.scalars(select(CommunityMember.unit_id).where(CommunityMember.is_lead))
-        ).all()
-    )
-    named: dict[int, list[int]] = {}
-    for task_id, unit_id in await session.execute(
-        select(PlanTaskUnit.task_id, PlanTaskUnit.unit_id)
-    ):
-        named.setdefault(task_id, []).append(unit_id)
     owed: list[Owing] = []
     for task in tasks:
         rule = parse_due_rule(task.due_rule)
@@ -145,12 +149,7 @@ async def _owed(session: AsyncSession, month: Period, is_workday: IsWorkday) -> 
             # Due before this month began: a deployment that starts mid-year does not inherit
             # the year's past deadlines as overdue work.
             continue
-        if task.owners == "all":
-            owners = units  # the active units already
-        else:
-            mine = leads if task.owners == "leads" else named.get(task.id, [])
-            owners = [u for u in mine if u in active]
-        owed.append(Owing(task.id, period.key, due, owners))
+        owed.append(Owing(task.id, period.key, due, task.owners))
     return owed
 
 
