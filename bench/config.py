@@ -21,7 +21,11 @@ VmHWM from /proc, read until it exits; for `serve`, just before it is stopped):
   /readyz answers 200, peak RSS until then, RSS after ``--idle`` seconds idle.
 
 The scheduler is off in `serve` (``--scheduler`` turns it on): a first start's catch-up runs
-would measure the jobs, not the configuration. The load average is printed beside each step.
+would measure the jobs, not the configuration. ``--console`` serves the local console too
+(delivery to it, as bench/inbound.py runs) and asks once for its directory of every person
+before reading the idle RSS. ``--steps serve`` alone starts on an empty database: the first
+start then syncs the whole configuration itself, as bench/inbound.py's does. The load average
+is printed beside each step.
 """
 
 from __future__ import annotations
@@ -107,7 +111,9 @@ def _status_mb(pid: int, key: str) -> float:
     return 0.0
 
 
-async def serve(step: str, env: dict[str, str], idle: float, patience: float) -> Figure:
+async def serve(
+    step: str, env: dict[str, str], idle: float, patience: float, console: bool = False
+) -> Figure:
     import aiohttp
 
     port = free_port()
@@ -133,7 +139,13 @@ async def serve(step: str, env: dict[str, str], idle: float, patience: float) ->
                     except aiohttp.ClientError:
                         pass
                     await asyncio.sleep(0.1)
-            ready = time.perf_counter() - started
+                ready = time.perf_counter() - started
+                asked = ""
+                if console:  # the page's first request makes the directory
+                    url = f"http://127.0.0.1:{port}/console/api/directory"
+                    async with http.get(url, headers={"Accept-Encoding": "gzip"}) as r:
+                        size = len(await r.read())
+                    asked = f"; directory {size / 2**20:.1f} MB"
             await asyncio.sleep(idle)
             rss = _status_mb(proc.pid, "VmRSS")
             peak = _status_mb(proc.pid, "VmHWM")
@@ -145,7 +157,8 @@ async def serve(step: str, env: dict[str, str], idle: float, patience: float) ->
     if "Traceback" in text:
         raise SystemExit(f"serve logged a traceback:\n{text[-3000:]}")
     said = [m.group(1) for m in re.finditer(r"configuration (applied: .*|unchanged.*)", text)]
-    return Figure(step, ready, peak, load, f"RSS after {idle:.0f} s idle {rss:,.0f} MB; {said}")
+    note = f"RSS after {idle:.0f} s idle {rss:,.0f} MB{asked}; {said}"
+    return Figure(step, ready, peak, load, note)
 
 
 async def audit_sizes(database_url: str) -> str:
@@ -277,9 +290,12 @@ async def main_async(args: argparse.Namespace) -> None:
             if "again" in steps:
                 step(run("apply again, unchanged", ["config", "apply", str(config)], env)[0])
             if "serve" in steps:
-                sched = {"DUBAN_SCHEDULER_ENABLED": "true" if args.scheduler else "false"}
+                extra = {"DUBAN_SCHEDULER_ENABLED": "true" if args.scheduler else "false"}
+                if args.console:
+                    extra.update(DUBAN_CONSOLE="true", DUBAN_DELIVERY="console")
                 for name in ("serve, first start", "serve, restart unchanged"):
-                    step(await serve(name, {**env, **sched}, args.idle, args.patience))
+                    run_env = {**env, **extra}
+                    step(await serve(name, run_env, args.idle, args.patience, args.console))
             if "one" in steps:
                 change_names(config, everyone=False)
                 step(run("apply, one name changed", ["config", "apply", str(config)], env)[0])
@@ -306,6 +322,7 @@ def main() -> None:
     p.add_argument("--idle", type=float, default=10.0, help="seconds idle before reading RSS")
     p.add_argument("--patience", type=float, default=900.0, help="seconds to wait for /readyz")
     p.add_argument("--scheduler", action="store_true", help="serve with the scheduler on")
+    p.add_argument("--console", action="store_true", help="serve the local console too")
     p.add_argument("--yaml-units", action="store_true", help="units.yaml written as YAML")
     p.add_argument("--keep", action="store_true", help="keep the files and the database")
     asyncio.run(main_async(p.parse_args()))

@@ -28,21 +28,18 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
-    Integer,
     Table,
     and_,
-    any_,
     bindparam,
     delete,
-    literal,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import sync_audit
 from bot.bulk import insert_rows
+from bot.ledger.idlists import among
 from bot.ledger.people import WHO_TABLES, forget_everyone
 from bot.sync_audit import Change, SyncReport, batches, jsonable
 
@@ -126,13 +123,14 @@ class Writer:
             await self._insert(spec, new, desired, ids)
         r, entity = self.report, spec.entity
         for part in _chunks(changed, self.chunk):
-            changes = [change(row) async for row in self._rows(t, cols, self._among(t.c.id, part))]
+            scope = among(self.session, t.c.id, part)
+            changes = [change(row) async for row in self._rows(t, cols, scope)]
             await self._update(t, changes)
             kept = ((k, jsonable(b), jsonable(a)) for _, k, b, a in changes)
             await self._audit(entity, "update", len(changed), kept)
         for part in _chunks(left, self.chunk):
             gone_now = {"active": False, **({gone: self.now} if gone else {})}
-            where = self._among(t.c.id, [row_id for row_id, _ in part])
+            where = among(self.session, t.c.id, [row_id for row_id, _ in part])
             await self.session.execute(update(t).where(where).values(gone_now))
             self._wrote(t)
         r.count("created", entity, len(new))
@@ -190,7 +188,7 @@ class Writer:
         want.clear()
         for part in _chunks(gone_rows, self.chunk):
             if width == 1:
-                where = self._among(t.c[spec.row_key[0]], [k for (k,) in part])
+                where = among(self.session, t.c[spec.row_key[0]], [k for (k,) in part])
                 await self.session.execute(delete(t).where(where))
             else:  # a composite key: one statement, executed for each row
                 match = and_(*(t.c[c] == bindparam(f"k_{c}") for c in spec.row_key))
@@ -224,7 +222,7 @@ class Writer:
         found: dict[int, str] = {}
         for part in _chunks(sorted(ids), self.chunk):
             rows = await self.session.execute(
-                select(t.c.id, t.c.key).where(self._among(t.c.id, part))
+                select(t.c.id, t.c.key).where(among(self.session, t.c.id, part))
             )
             found.update((i, key) for i, key in rows)
         return found
@@ -283,13 +281,6 @@ class Writer:
         changes: Iterable[Change] | AsyncIterable[Change],
     ) -> None:
         await sync_audit.write(self.session, self.now, entity, f"{entity}.{verb}", total, changes)
-
-    def _among(self, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
-        """`column IN ids`, for at most `chunk` ids: on PostgreSQL one array parameter (binding
-        10,000 parameters one by one costs it tens of milliseconds a statement)."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            return cast(ColumnElement[bool], column == any_(literal(list(ids), ARRAY(Integer))))
-        return cast(ColumnElement[bool], column.in_(ids))
 
     def _wrote(self, t: Table) -> None:
         """Statements the ORM does not see (bulk inserts) still make remembered people stale."""

@@ -8,12 +8,12 @@ group's configuration id; a one-to-one chat's id is the person's id, as on the p
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from datetime import datetime
 
 from bot.adapters.base import HttpReply, HttpRequest, Parsed, Rejected
 from bot.console.feed import ConsoleFeed
+from bot.console.roster import roster
 from bot.deployment import Loaded
 from bot.inbound import Dispatch
 from bot.messages import ChatRef, Inbound, Platform
@@ -26,13 +26,8 @@ class ConsoleWebhook:
     platform: Platform = "console"
 
     def __init__(self, deployment: Loaded) -> None:
-        spec = deployment.spec
-        self._people = {p.id: p for p in spec.people}
-        self._groups = {g.id: g for g in spec.groups}
-        names = sorted((p.name for p in spec.people), key=len, reverse=True)
-        self._ids_by_name = {p.name: p.id for p in spec.people}
-        # Longest names first, so that 王立新 is not read as 王立 when both exist.
-        self._mention = re.compile("@(" + "|".join(map(re.escape, names)) + ")") if names else None
+        self._roster = roster(deployment)
+        self._groups = {g.id: g for g in deployment.spec.groups}
 
     def handle(self, request: HttpRequest, now: datetime) -> Parsed:
         if request.method != "POST":
@@ -47,7 +42,8 @@ class ConsoleWebhook:
         if not isinstance(data, dict):
             raise Rejected(400, "body is not a JSON object")
         person_id, group_id, text = data.get("person"), data.get("group"), data.get("text")
-        if not isinstance(person_id, str) or person_id not in self._people:
+        names = self._roster.names
+        if not isinstance(person_id, str) or person_id not in names:
             raise Rejected(400, f"unknown person {_shown(person_id)}")
         if group_id is not None and (not isinstance(group_id, str) or group_id not in self._groups):
             raise Rejected(400, f"unknown group {_shown(group_id)}")
@@ -56,9 +52,8 @@ class ConsoleWebhook:
         text = text.strip()
         if len(text) > MAX_TEXT:
             raise Rejected(400, f"text of {len(text)} characters, over {MAX_TEXT}")
-        person = self._people[person_id]
         if group_id is None:
-            chat = ChatRef("console", person.id, is_group=False)
+            chat = ChatRef("console", person_id, is_group=False)
         else:
             chat = ChatRef("console", group_id, is_group=True, title=self._groups[group_id].name)
         event_id = uuid.uuid4().hex  # the page never retries, so any fresh id will do
@@ -66,24 +61,18 @@ class ConsoleWebhook:
             platform="console",
             event_id=event_id,
             chat=chat,
-            sender_id=person.id,
-            sender_name=person.name,
+            sender_id=person_id,
+            sender_name=names[person_id],
             text=text,
             received_at=now,
             source="console",
-            mentions=self._mentioned(text, person.id),
+            mentions=self._roster.mentioned(text, person_id),
         )
         reply = HttpReply(
             body=json.dumps({"ok": True, "event_id": event_id}).encode(),
             content_type="application/json",
         )
         return Parsed(messages=(msg,), reply=reply)
-
-    def _mentioned(self, text: str, sender_id: str) -> tuple[str, ...]:
-        if self._mention is None:
-            return ()
-        ids = (self._ids_by_name[name] for name in self._mention.findall(text))
-        return tuple(dict.fromkeys(i for i in ids if i != sender_id))
 
 
 def showing_inbound(feed: ConsoleFeed, dispatch: Dispatch) -> Dispatch:

@@ -15,12 +15,12 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from yarl import URL
 
+from bot.console.directory import Directory, as_json
 from bot.console.feed import ConsoleEvent, ConsoleFeed
 from bot.deployment import Loaded
 
@@ -47,7 +47,7 @@ HEARTBEAT_SECONDS = 15.0
 @dataclass(frozen=True)
 class Console:
     feed: ConsoleFeed
-    directory: bytes  # the directory as JSON: the configuration does not change while running
+    directory: Directory
     assets: dict[str, bytes]
     heartbeat: float
 
@@ -64,8 +64,7 @@ def add_console_routes(
 ) -> None:
     """Mount the console; call before the app starts (aiohttp freezes routes and signals)."""
     assets = {path: (STATIC / name).read_bytes() for path, (name, _) in ASSETS.items()}
-    body = json.dumps(directory(deployment), ensure_ascii=False).encode()
-    app[CONSOLE] = Console(feed, body, assets, heartbeat)
+    app[CONSOLE] = Console(feed, Directory(deployment), assets, heartbeat)
     app.middlewares.append(local_only)
     app.add_routes([web.get(path, asset) for path in ASSETS])
     app.add_routes(
@@ -101,11 +100,14 @@ async def asset(request: web.Request) -> web.Response:
 
 
 async def directory_json(request: web.Request) -> web.Response:
+    body = request.app[CONSOLE].directory.gzipped()
+    headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
+    if "gzip" in request.headers.get("Accept-Encoding", "").lower():
+        headers["Content-Encoding"] = "gzip"
+    else:
+        body = as_json(body)
     return web.Response(
-        body=request.app[CONSOLE].directory,
-        content_type="application/json",
-        charset="utf-8",
-        headers={"Cache-Control": "no-store"},
+        body=body, content_type="application/json", charset="utf-8", headers=headers
     )
 
 
@@ -141,75 +143,6 @@ async def events(request: web.Request) -> web.StreamResponse:
             if pending is not None:
                 pending.cancel()
     return response
-
-
-def directory(deployment: Loaded) -> dict[str, Any]:
-    """People with their units and roles, units, and groups, as the page offers them."""
-    spec = deployment.spec
-    community_of = {m: c for c in spec.communities for m in c.members}
-    roles: dict[str, list[tuple[str, str]]] = {p.id: [] for p in spec.people}
-    for unit in spec.units:
-        if unit.secretary in roles:
-            roles[unit.secretary].append((unit.id, "secretary"))
-        for liaison in unit.liaisons:
-            if liaison in roles:
-                roles[liaison].append((unit.id, "liaison"))
-    units = {u.id: u for u in spec.units}
-    admins = [a for a in spec.committee.admins if a in roles]
-    order = admins + [p.id for p in spec.people if p.id not in set(admins)]
-    names = {p.id: p.name for p in spec.people}
-
-    def home_group(person_id: str) -> str | None:
-        if person_id in admins and spec.committee.admin_group:
-            return spec.committee.admin_group
-        for unit_id, _ in roles[person_id]:
-            community = community_of.get(unit_id)
-            if community is not None and community.group:
-                return community.group
-        return None
-
-    people = [
-        {
-            "id": pid,
-            "name": names[pid],
-            "roles": list(
-                dict.fromkeys((["admin"] if pid in admins else []) + [r for _, r in roles[pid]])
-            ),
-            "units": [{"id": u, "short": units[u].short, "role": r} for u, r in roles[pid]],
-            "home_group": home_group(pid),
-        }
-        for pid in order
-    ]
-    community_by_group = {c.group: c for c in spec.communities if c.group}
-    return {
-        "committee": {"name": spec.committee.name, "short": spec.committee.short or ""},
-        "people": people,
-        "units": [
-            {
-                "id": u.id,
-                "name": u.name,
-                "short": u.short,
-                "community": community_of[u.id].id if u.id in community_of else None,
-                "lead": u.id in community_of and community_of[u.id].lead == u.id,
-                "people": [p for p in [u.secretary, *u.liaisons] if p in roles],
-            }
-            for u in spec.units
-        ],
-        "groups": [
-            {
-                "id": g.id,
-                "name": g.name,
-                "platform": g.platform,
-                "community": (
-                    {"id": community_by_group[g.id].id, "name": community_by_group[g.id].name}
-                    if g.id in community_by_group
-                    else None
-                ),
-                "admins": g.id == spec.committee.admin_group,
-            }
-            for g in spec.groups
-        ],
-    }
 
 
 def _sse(feed: ConsoleFeed, event: ConsoleEvent) -> bytes:

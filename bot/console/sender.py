@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.adapters.base import Destination
 from bot.console.feed import ConsoleFeed
+from bot.console.roster import roster
 from bot.deployment import Loaded
 from bot.messages import ChatRef, Outbound
 
@@ -22,13 +23,8 @@ class ConsoleSender:
             chat = ChatRef("console", g.id, is_group=True, title=g.name)
             self._groups.setdefault(g.chat_id, chat)
             self._groups[g.id] = chat
-        self._people: dict[str, ChatRef] = {}
-        for p in spec.people:
-            chat = ChatRef("console", p.id, is_group=False)
-            for account in (p.wecom, p.dingtalk):
-                if account:
-                    self._people.setdefault(account, chat)
-            self._people[p.id] = chat
+        # A person's chat is made when a message goes to it: a province has 200,000 people.
+        self._roster = roster(deployment)
 
     async def send(
         self, destination: Destination, message: Outbound, *, skip_parts: int = 0
@@ -37,7 +33,13 @@ class ConsoleSender:
         self.feed.show_outbound(self._chat(destination), message)
 
     def _chat(self, destination: Destination) -> ChatRef:
-        known = self._groups if destination.is_group else self._people
-        return known.get(destination.chat_id) or ChatRef(
-            "console", destination.chat_id, destination.is_group, title=destination.chat_id
-        )
+        chat_id = destination.chat_id
+        if destination.is_group:
+            known = self._groups.get(chat_id)
+            if known is not None:
+                return known
+        elif chat_id in self._roster.names:
+            return ChatRef("console", chat_id, is_group=False)
+        elif (person := self._roster.accounts.get(chat_id)) is not None:
+            return ChatRef("console", person, is_group=False)
+        return ChatRef("console", chat_id, destination.is_group, title=chat_id)
