@@ -103,7 +103,10 @@ async def measure(args: argparse.Namespace, url: str, conf: Path, loaded: Any) -
         ok, base = True, 0.0
         for i, (name, batch) in enumerate(runs):
             msgs = messages(people[i * args.messages : (i + 1) * args.messages], name)
-            inbox = Inbox(db, clock, dispatcher, dispatch_many=dispatcher.many, at_once=batch)
+            inbox = Inbox(
+                db, clock, dispatcher, dispatch_many=dispatcher.many, at_once=batch,
+                workers=args.workers,
+            )  # fmt: skip
             inbox.dispatch_takes = True  # as bot.app sets it for the Dispatcher
             # Accepting (one INSERT of ids and bodies, as the callbacks make) is timed too: it
             # is a few milliseconds against seconds of handling.
@@ -150,6 +153,9 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=2000)
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--batch", type=int, nargs="+", default=[50])
+    parser.add_argument(
+        "--workers", type=int, help="the inbox's workers (default: 1 on SQLite, 4 on PostgreSQL)"
+    )
     args = parser.parse_args()
     print(f"# handling: {machine()}")
     with tempfile.TemporaryDirectory(prefix="duban-handling-") as tmp:

@@ -34,6 +34,10 @@ PostReplies = Callable[[AsyncSession, Sequence[Answered]], Awaitable[None]]
 # Messages handled in one transaction at most: its locks and its work are lost, and done
 # again, when one of them fails.
 TOGETHER = 50
+# Deadlock detected, serialization failure: the database failed a transaction to let another
+# finish, and it goes again (a few times) rather than answering with an internal error.
+CONFLICTS = frozenset({"40P01", "40001"})
+CONFLICT_RETRIES = 3
 
 
 class UserError(Exception):
@@ -249,18 +253,22 @@ class Dispatcher:
     async def _together(self, run: Sequence[Matched]) -> int:
         """How many of `run`'s first messages were handled in one transaction (all of them,
         or those before the first that failed, which is left to be handled alone)."""
-        n = len(run)
+        n, conflicts = len(run), 0
         while n > 1:
             try:
                 await self._attempt(run[:n])
                 return n
-            except _Failed as failed:
-                n = failed.index  # the ones before it did nothing wrong: again without it
-            except Exception:  # at the commit: nobody to blame, so one at a time
-                log.warning(
-                    "%d messages failed together; handling them one by one", n, exc_info=True
-                )
-                return 0
+            except Exception as e:
+                if conflicts < CONFLICT_RETRIES and _conflict(e):
+                    conflicts += 1  # nobody's fault: the same messages again
+                    log.info("%d messages met another transaction's locks: again", n)
+                elif isinstance(e, _Failed):
+                    n = e.index  # the ones before it did nothing wrong: again without it
+                else:  # at the commit: nobody to blame, so one at a time
+                    log.warning(
+                        "%d messages failed together; handling them one by one", n, exc_info=True
+                    )
+                    return 0
         return 0
 
     async def _attempt(self, run: Sequence[Matched]) -> None:
@@ -285,37 +293,57 @@ class Dispatcher:
     async def _handle(self, matched: Matched) -> None:
         msg, text, found = matched
         name = _name(found)
-        try:
-            async with self.db.begin() as session:
-                if not await take(session, msg, self.clock.now()):
-                    log.info("%s message %s was handled already", msg.platform, msg.event_id)
-                    return
-                ctx = await self._ctx(msg, text, session)
-                await self._run(ctx, found)
-                ctx.audit(f"command:{name}", "message", msg.event_id, detail=text[:500])
-                await self.post(session, [(msg, ctx.replies)])
-        except UserError as refusal:
-            async with self.db.begin() as session:
-                if not await take(session, msg, self.clock.now()):
-                    return
-                ctx = await self._ctx(msg, text, session)
-                await ctx.reply(refusal.template, **refusal.variables)
-                ctx.audit(
-                    f"refused:{name}",
-                    "message",
-                    msg.event_id,
-                    detail=f"{refusal.template} {text[:400]}",
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                async with self.db.begin() as session:
+                    if not await take(session, msg, self.clock.now()):
+                        log.info("%s message %s was handled already", msg.platform, msg.event_id)
+                        return
+                    ctx = await self._ctx(msg, text, session)
+                    await self._run(ctx, found)
+                    ctx.audit(f"command:{name}", "message", msg.event_id, detail=text[:500])
+                    await self.post(session, [(msg, ctx.replies)])
+                return
+            except UserError as refusal:
+                await self._refuse(matched, refusal)
+                return
+            except Exception as e:
+                if attempt < CONFLICT_RETRIES and _conflict(e):
+                    log.info(
+                        "%s message %s met another transaction's locks: again",
+                        msg.platform,
+                        msg.event_id,
+                    )
+                    continue
+                log.exception(
+                    "command %s failed for %s message %s", name, msg.platform, msg.event_id
                 )
-                await self.post(session, [(msg, ctx.replies)])
-        except Exception:
-            ref = msg.event_id[-6:]
-            log.exception("command %s failed for %s message %s", name, msg.platform, msg.event_id)
-            async with self.db.begin() as session:
-                if not await take(session, msg, self.clock.now()):
-                    return
-                ctx = await self._ctx(msg, text, session)
-                await ctx.reply("errors/internal.md.j2", ref=ref)
-                await self.post(session, [(msg, ctx.replies)])
+                await self._answer_failure(matched)
+                return
+
+    async def _refuse(self, matched: Matched, refusal: UserError) -> None:
+        msg, text, found = matched
+        async with self.db.begin() as session:
+            if not await take(session, msg, self.clock.now()):
+                return
+            ctx = await self._ctx(msg, text, session)
+            await ctx.reply(refusal.template, **refusal.variables)
+            ctx.audit(
+                f"refused:{_name(found)}",
+                "message",
+                msg.event_id,
+                detail=f"{refusal.template} {text[:400]}",
+            )
+            await self.post(session, [(msg, ctx.replies)])
+
+    async def _answer_failure(self, matched: Matched) -> None:
+        msg, text, _ = matched
+        async with self.db.begin() as session:
+            if not await take(session, msg, self.clock.now()):
+                return
+            ctx = await self._ctx(msg, text, session)
+            await ctx.reply("errors/internal.md.j2", ref=msg.event_id[-6:])
+            await self.post(session, [(msg, ctx.replies)])
 
     async def _ctx(self, msg: Inbound, text: str, session: AsyncSession) -> Ctx:
         who = await self.people.whois(session, msg.platform, msg.sender_id)
@@ -349,6 +377,16 @@ class Dispatcher:
         elif cmd.audience == "worker":
             ctx.worker()
         await cmd.handler(ctx, args)
+
+
+def _conflict(exc: BaseException | None) -> bool:
+    """PostgreSQL broke a deadlock or a serialization conflict by failing this transaction:
+    nothing was wrong with the messages in it."""
+    while exc is not None:
+        if getattr(getattr(exc, "orig", None), "sqlstate", None) in CONFLICTS:
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def _name(found: tuple[Command, str] | None) -> str:
