@@ -58,6 +58,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # JIT compiles a plan whose estimate passes 100,000: 督办's overdue query on a heavy day
+    # (39,000 rows scattered over 1,000,000) spent 1.15 s compiling and 0.2 s running.
+    kwargs.setdefault("connect_args", {"server_settings": {"jit": "off"}})
     return create_async_engine(url, **kwargs)
 
 
