@@ -17,7 +17,13 @@ from bot import inbox_admin, schema
 from bot.adapters.dingtalk_stream import StreamClient
 from bot.adapters.wecom_aibot_ws import AibotConnection, WsBotTransport
 from bot.clock import Clock
-from bot.console import ConsoleFeed, ConsoleSender, add_console_routes, showing_inbound
+from bot.console import (
+    ConsoleFeed,
+    ConsoleSender,
+    add_console_routes,
+    showing_inbound,
+    showing_inbound_many,
+)
 from bot.dashboard import DASHBOARD, Dashboard, add_dashboard_routes
 from bot.db import Database
 from bot.delivery import DeliveryWorker
@@ -129,8 +135,8 @@ async def _lifespan(
             inbox.dispatch = showing_inbound(feed, handle) if feed else handle
             if isinstance(handle, Dispatcher):
                 inbox.dispatch_takes = True
-                if not feed:  # the console's feed echoes messages one by one
-                    inbox.dispatch_many = handle.many
+                many = handle.many
+                inbox.dispatch_many = showing_inbound_many(feed, many) if feed else many
             stream = dingtalk_stream(settings, http, inbox, clock)
             duties = Duties(
                 scheduler=scheduler,

@@ -9,7 +9,7 @@ import json
 import logging
 import re
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from bot.console import (
     ConsoleWebhook,
     add_console_routes,
     showing_inbound,
+    showing_inbound_many,
 )
 from bot.console.routes import local_only
 from bot.db import Database
@@ -204,6 +205,40 @@ async def test_a_liaison_speaks_in_a_community_group(
         "p_czj_ll1",
         msg.text,
     )
+
+
+async def test_messages_handed_over_together_are_each_shown_before_their_work(
+    db: Database, clock: FixedClock
+) -> None:
+    feed = ConsoleFeed(clock)
+    seen: list[tuple[str, int]] = []  # (event id, how many were on the feed when it ran)
+
+    async def one(msg: Inbound) -> None:
+        seen.append((msg.event_id, len(feed.recent())))
+
+    async def many(msgs: Sequence[Inbound]) -> None:
+        seen.extend((m.event_id, len(feed.recent())) for m in msgs)
+
+    inbox = Inbox(
+        db, clock, showing_inbound(feed, one), dispatch_many=showing_inbound_many(feed, many)
+    )
+    said = [
+        Inbound(
+            platform="console",
+            event_id=f"c{i}",
+            chat=ChatRef("console", "g_c8", is_group=True),
+            sender_id="p_czj_ll1",
+            sender_name="",
+            text=f"打卡 {i} 已完成",
+            received_at=clock.now(),
+            source="console",
+        )
+        for i in range(3)
+    ]
+    await inbox.accept(said)
+    await inbox.drain()
+    assert [e.body for e in feed.recent()] == ["打卡 0 已完成", "打卡 1 已完成", "打卡 2 已完成"]
+    assert seen == [("c0", 3), ("c1", 3), ("c2", 3)]  # one batch, every echo ahead of it
 
 
 async def test_a_one_to_one_chat_is_the_person_s_own_id(console: Console) -> None:

@@ -7,7 +7,7 @@ units and groups on its first request; routes.py serves the page, the directory 
 stream, to loopback peers only.
 """
 
-from bot.console.adapter import ConsoleWebhook, showing_inbound
+from bot.console.adapter import ConsoleWebhook, showing_inbound, showing_inbound_many
 from bot.console.feed import ConsoleEvent, ConsoleFeed
 from bot.console.routes import add_console_routes
 from bot.console.sender import ConsoleSender
@@ -19,4 +19,5 @@ __all__ = [
     "ConsoleWebhook",
     "add_console_routes",
     "showing_inbound",
+    "showing_inbound_many",
 ]

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from bot.adapters.base import HttpReply, HttpRequest, Parsed, Rejected
 from bot.console.feed import ConsoleFeed
 from bot.console.roster import roster
 from bot.deployment import Loaded
-from bot.inbound import Dispatch
+from bot.inbound import Dispatch, DispatchMany
 from bot.messages import ChatRef, Inbound, Platform
 
 MAX_TEXT = 4000
@@ -86,6 +87,18 @@ def showing_inbound(feed: ConsoleFeed, dispatch: Dispatch) -> Dispatch:
         if msg.platform == "console":
             feed.show_inbound(msg)
         await dispatch(msg)
+
+    return show_then_dispatch
+
+
+def showing_inbound_many(feed: ConsoleFeed, dispatch_many: DispatchMany) -> DispatchMany:
+    """`showing_inbound` for the messages the inbox hands over together."""
+
+    async def show_then_dispatch(msgs: Sequence[Inbound]) -> None:
+        for msg in msgs:
+            if msg.platform == "console":
+                feed.show_inbound(msg)
+        await dispatch_many(msgs)
 
     return show_then_dispatch
 
