@@ -114,20 +114,11 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         print("配置有误，台账合计行不写机关工委名称 (configuration invalid)", file=sys.stderr)
     out: Path = args.out or Path(ledger_filename(period))
 
-    async def run() -> Ledger:
-        db = Database(settings.database_url)
-        try:
-            if not await schema.is_current(db.engine):
-                raise SchemaOutdated(
-                    "数据库结构不是最新版本，请先运行 `duban db upgrade` (schema outdated)"
-                )
-            async with db.begin() as session:
-                return await write_ledger(session, period, now, committee=committee)
-        finally:
-            await db.dispose()
+    async def write(session: AsyncSession) -> Ledger:
+        return await write_ledger(session, period, now, committee=committee)
 
     try:
-        ledger = asyncio.run(run())
+        ledger = _on_current_schema(settings, write)
         out.write_bytes(ledger.data)
     except SchemaOutdated as e:
         print(e, file=sys.stderr)

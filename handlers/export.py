@@ -21,7 +21,6 @@ from bot.ledger.progress import CommunityRef, communities
 from bot.links import LINKS, Links
 from bot.messages import Outbound, OutboundFile
 from bot.outbox import enqueue, group_target
-from bot.reports.workbook import CONTENT_TYPE, ledger_filename, write_ledger
 from bot.routing import Ctx, Router, UserError
 from bot.textdates import parse_period
 from handlers.progress import community_named
@@ -43,6 +42,10 @@ ROBOT_FILE_MAX = 20 << 20  # what a WeCom group robot takes (PLATFORMS.md §3)
     audience="worker",
 )
 async def export(ctx: Ctx, args: str) -> None:
+    # Here, not at the top: openpyxl brings PIL and numpy, some 16 MB a serving process would
+    # otherwise hold from its start whether or not anyone ever exports.
+    from bot.reports.workbook import CONTENT_TYPE, ledger_filename, write_ledger
+
     who = ctx.worker()
     known = await communities(ctx.session)
     period, named = _arguments(ctx, args, known)

@@ -29,6 +29,11 @@ def who_lookups(chat: Chat) -> list[int]:
     return seen
 
 
+async def theme_days(chat: Chat) -> tuple[int, int]:
+    """The numbers of 住建局's and 交通运输局's 主题党日 this month."""
+    return await instance_no(chat, "zjj", "主题党日"), await instance_no(chat, "jtj", "主题党日")
+
+
 async def audited(chat: Chat, action: str) -> int:
     async with chat.ledger() as s:
         return (
@@ -58,10 +63,7 @@ async def test_a_burst_of_checkins_is_handled_together_and_each_answered(chat: C
 
 
 async def test_a_refusal_in_a_burst_is_answered_alone_and_the_rest_recorded(chat: Chat) -> None:
-    zjj, jtj = (
-        await instance_no(chat, "zjj", "主题党日"),
-        await instance_no(chat, "jtj", "主题党日"),
-    )
+    zjj, jtj = await theme_days(chat)
     replies = await chat.say_together(
         [
             ("p_zjj_ll1", f"打卡 {zjj} 已开展"),
@@ -99,10 +101,7 @@ async def test_one_persons_messages_in_a_burst_take_effect_in_order(chat: Chat) 
 
 
 async def test_commands_that_may_not_share_go_alone_in_their_place(chat: Chat) -> None:
-    zjj, jtj = (
-        await instance_no(chat, "zjj", "主题党日"),
-        await instance_no(chat, "jtj", "主题党日"),
-    )
+    zjj, jtj = await theme_days(chat)
     replies = await chat.say_together(
         [
             ("p_zjj_ll1", f"打卡 {zjj} 已开展"),
@@ -117,10 +116,7 @@ async def test_commands_that_may_not_share_go_alone_in_their_place(chat: Chat) -
 
 
 async def test_a_message_handled_already_is_not_handled_again_in_company(chat: Chat) -> None:
-    zjj, jtj = (
-        await instance_no(chat, "zjj", "主题党日"),
-        await instance_no(chat, "jtj", "主题党日"),
-    )
+    zjj, jtj = await theme_days(chat)
     assert (await chat.say_together([("p_zjj_ll1", f"打卡 {zjj} 已开展")]))[0].startswith("已记录")
     async with chat.ledger() as s:
         first = await s.scalar(

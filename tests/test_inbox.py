@@ -20,14 +20,14 @@ from bot.models import InboundSeen
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=SHANGHAI)
 
 
-def message(event_id: str) -> Inbound:
+def message(event_id: str, text: str = "打卡 1 已完成") -> Inbound:
     return Inbound(
         platform="dingtalk",
         event_id=event_id,
         chat=ChatRef("dingtalk", "cidC1==", is_group=True),
         sender_id="staff_a_ll",
         sender_name="甲联络员",
-        text="打卡 1 已完成",
+        text=text,
         received_at=NOW,
         source="dingtalk_http",
     )

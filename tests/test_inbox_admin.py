@@ -7,32 +7,17 @@ import asyncio
 import dataclasses
 import os
 import sys
-from datetime import datetime
 
 from sqlalchemy import select, update
 
-from bot.clock import SHANGHAI, FixedClock
+from bot.clock import FixedClock
 from bot.db import Database
 from bot.inbound import MAX_ATTEMPTS, ORPHANED_AFTER, Inbox
 from bot.inbox_admin import count, describe, give_back, is_seen, set_aside, watch
 from bot.messages import ChatRef, Inbound
 from bot.metrics import Metrics
 from bot.models import InboundSeen
-
-NOW = datetime(2026, 11, 2, 9, 0, tzinfo=SHANGHAI)
-
-
-def message(event_id: str, text: str = "打卡 1 已完成") -> Inbound:
-    return Inbound(
-        platform="dingtalk",
-        event_id=event_id,
-        chat=ChatRef("dingtalk", "cidC1==", is_group=True),
-        sender_id="staff_a_ll",
-        sender_name="甲联络员",
-        text=text,
-        received_at=NOW,
-        source="dingtalk_http",
-    )
+from tests.test_inbox import NOW, message
 
 
 class Handling:
