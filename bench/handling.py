@@ -73,12 +73,12 @@ async def measure(args: argparse.Namespace, url: str, conf: Path, loaded: Any) -
     from bot import schema
     from bot.clock import FixedClock
     from bot.db import Database
+    from bot.dispatch import Dispatcher, outbox_poster
     from bot.duerules import Period
     from bot.inbound import Inbox
     from bot.ledger.instances import materialise
     from bot.models import AuditEntry, CheckIn, OutboxMessage
     from bot.render import Renderer
-    from bot.routing import Dispatcher, outbox_poster
     from handlers import build_router
 
     db = Database(url)

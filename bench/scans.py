@@ -203,12 +203,12 @@ async def tasks_probes(
     from sqlalchemy import select
 
     from bot.clock import SHANGHAI
+    from bot.dispatch import Dispatcher, outbox_poster
     from bot.duerules import Period
     from bot.ledger.instances import unit_instances
     from bot.messages import ChatRef, Inbound
     from bot.models import Identity, Person, Role
     from bot.render import Renderer
-    from bot.routing import Dispatcher, outbox_poster
     from handlers import build_router
 
     rng = random.Random(7)

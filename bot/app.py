@@ -29,6 +29,7 @@ from bot.db import Database
 from bot.delivery import DeliveryWorker
 from bot.deployment import Loaded, load
 from bot.deps import Deps
+from bot.dispatch import Dispatcher, outbox_poster
 from bot.drill import process_clock, scheduler_for
 from bot.duties import Duties, lead
 from bot.files import FILES, FileServer, add_file_routes, file_path, store_file
@@ -39,7 +40,6 @@ from bot.messages import Inbound
 from bot.metrics import METRICS, Metrics, metrics_view
 from bot.platforms import robot_names, webhook_adapters
 from bot.render import Renderer
-from bot.routing import Dispatcher, outbox_poster
 from bot.scheduling import SCHEDULING, CalendarHolder, Scheduling
 from bot.senders import build_senders
 from bot.settings import Settings

@@ -164,7 +164,7 @@ class Inbox:
         self.clock = clock
         self.dispatch, self.dispatch_many = dispatch, dispatch_many
         # The dispatch marks each message handled itself (`take`, in its own transaction), so
-        # a second UPDATE after it would find nothing: bot.routing.Dispatcher does.
+        # a second UPDATE after it would find nothing: bot.dispatch.Dispatcher does.
         self.dispatch_takes = False
         self._at_once = at_once
         self._per_message = 0.0  # seconds one message took lately, in company

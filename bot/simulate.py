@@ -22,10 +22,10 @@ from bot import schema
 from bot.clock import SHANGHAI, FixedClock
 from bot.db import Database
 from bot.deployment import Loaded
+from bot.dispatch import Dispatcher, outbox_poster
 from bot.messages import ChatRef, Inbound
 from bot.models import OutboxMessage
 from bot.render import Renderer
-from bot.routing import Dispatcher, outbox_poster
 from bot.schedules import parse_schedule
 from bot.sync import sync
 from bot.workdays import load_calendar
