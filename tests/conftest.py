@@ -20,10 +20,13 @@ from bot.db import Database
 from tests.configs import SAMPLE_CONFIG  # noqa: F401  (re-exported for older tests)
 
 SERVER_URL = os.environ.get("DUBAN_TEST_DATABASE_URL", "")
-# Several instances sharing one server is a PostgreSQL property (advisory locks): these modules
-# are collected only when the suite runs on PostgreSQL, as .ci/run's second stage does.
+# Several instances sharing one server (advisory locks) and transactions meeting each other's
+# row locks are PostgreSQL properties: these modules are collected only when the suite runs on
+# PostgreSQL, as .ci/run's second stage does.
 collect_ignore = (
-    [] if SERVER_URL.startswith("postgresql") else ["test_leader.py", "test_multi_instance.py"]
+    []
+    if SERVER_URL.startswith("postgresql")
+    else ["test_leader.py", "test_multi_instance.py", "test_dispatch_conflicts.py"]
 )
 
 

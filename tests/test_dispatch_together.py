@@ -4,16 +4,12 @@ refused, or whose command may not share, is handled alone in its place."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
 
-import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, select
 
-from bot.models import AuditEntry, CheckIn, TaskInstance, Unit
+from bot.models import AuditEntry, CheckIn, TaskInstance
 from tests.chat import Chat
-from tests.conftest import SERVER_URL
 from tests.test_commands_basic import instance_no
 
 
@@ -149,54 +145,3 @@ async def test_a_message_handled_already_is_not_handled_again_in_company(chat: C
     )
     assert await audited(chat, "command:打卡") == 2
     assert await audited(chat, "checkin.create") == 2
-
-
-@pytest.mark.skipif(not SERVER_URL, reason="row locks and deadlocks are PostgreSQL's")
-async def test_a_batch_the_database_fails_for_a_deadlock_goes_again(
-    chat: Chat, caplog: Any
-) -> None:
-    caplog.set_level(logging.INFO, logger="bot.routing")
-    nos = {unit: await instance_no(chat, unit, "主题党日") for unit in ("zjj", "jtj")}
-    async with chat.ledger() as s:
-        ids = {
-            unit: await s.scalar(
-                select(TaskInstance.id).join(Unit).where(Unit.key == unit, TaskInstance.no == no)
-            )
-            for unit, no in nos.items()
-        }
-    engine = chat.deps.db.engine
-    async with engine.connect() as other:
-        # Another transaction holds jtj's instance; the burst changes zjj's, then needs jtj's.
-        await other.execute(
-            select(TaskInstance.id).where(TaskInstance.id == ids["jtj"]).with_for_update()
-        )
-        burst = asyncio.create_task(
-            chat.say_together(
-                [
-                    ("p_zjj_ll1", f"打卡 {nos['zjj']} 已开展"),
-                    ("p_jtj_ll1", f"打卡 {nos['jtj']} 已开展"),
-                ]
-            )
-        )
-        await waiting_for_a_lock(chat)
-        # …and now wants zjj's: each waits for the other, and PostgreSQL fails the burst.
-        await other.execute(
-            select(TaskInstance.id).where(TaskInstance.id == ids["zjj"]).with_for_update()
-        )
-        await other.rollback()
-        replies = await burst
-    assert [r[:3] for r in replies] == ["已记录", "已记录"], replies
-    assert await audited(chat, "checkin.create") == 2
-    assert "met another transaction's locks: again" in caplog.text
-
-
-async def waiting_for_a_lock(chat: Chat) -> None:
-    for _ in range(1000):  # bounded: 5 s
-        async with chat.ledger() as s:
-            waiting = await s.scalar(
-                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            )
-        if waiting:
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("the burst never waited for the lock")
