@@ -99,12 +99,19 @@ async def test_people_s_chats_are_made_when_a_message_goes_to_them(
     ]
 
 
+async def console_app(
+    aiohttp_client: Any, clock: FixedClock, deployment: Loaded
+) -> tuple[web.Application, Any]:
+    """The console's routes alone, and a client for them."""
+    app = web.Application()
+    add_console_routes(app, ConsoleFeed(clock), deployment)
+    return app, await aiohttp_client(app)
+
+
 async def test_the_directory_is_sent_compressed_to_whoever_takes_gzip(
     aiohttp_client: Any, clock: FixedClock, deployment: Loaded
 ) -> None:
-    app = web.Application()
-    add_console_routes(app, ConsoleFeed(clock), deployment)
-    client = await aiohttp_client(app)
+    _, client = await console_app(aiohttp_client, clock, deployment)
     path = "/console/api/directory"
     packed = await client.get(path, headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
     assert packed.status == 200
@@ -164,9 +171,7 @@ async def test_a_directory_of_thousands_is_whole_valid_json(
 async def test_the_directory_is_made_once_for_requests_arriving_together(
     aiohttp_client: Any, clock: FixedClock, deployment: Loaded
 ) -> None:
-    app = web.Application()
-    add_console_routes(app, ConsoleFeed(clock), deployment)
-    client = await aiohttp_client(app)
+    app, client = await console_app(aiohttp_client, clock, deployment)
     made = app[CONSOLE].directory
     answers = await asyncio.gather(
         *(client.get("/console/api/directory", auto_decompress=False) for _ in range(5))
