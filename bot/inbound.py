@@ -90,6 +90,7 @@ _TAKE_MANY = (
     .returning(_SEEN.c.event_id)
 )
 _STORED = select(_SEEN.c.event_id).where(_ONE_PLATFORM)
+_WAITING = select(_SEEN.c.event_id, _SEEN.c.body).where(_ONE_PLATFORM, _SEEN.c.handled_at.is_(None))
 _RECOVER = (
     update(_SEEN)
     .where(_KEY, _SEEN.c.handled_at.is_(None), _SEEN.c.attempts == bindparam("was"))
@@ -254,16 +255,9 @@ class Inbox:
         commands mark it themselves in their own transaction, and this finds nothing left.)"""
         try:
             async with self.db.begin() as session:
+                now = self.clock.now()
                 for p, ids in _by_platform(keys).items():
-                    await session.execute(
-                        update(_SEEN)
-                        .where(
-                            _SEEN.c.platform == p,
-                            _SEEN.c.event_id.in_(ids),
-                            _SEEN.c.handled_at.is_(None),
-                        )
-                        .values(handled_at=self.clock.now(), body=null())
-                    )
+                    await session.execute(_TAKE_MANY, {"p": p, "ids": ids, "now": now})
         except Exception:  # the sweep will find them: handled twice at worst, never lost
             log.exception("marking %d handled messages failed", len(keys))
 
@@ -357,13 +351,7 @@ class Inbox:
         try:
             async with self.db.begin() as session:
                 for p, ids in _by_platform(keys).items():
-                    rows = await session.execute(
-                        select(_SEEN.c.event_id, _SEEN.c.body).where(
-                            _SEEN.c.platform == p,
-                            _SEEN.c.event_id.in_(ids),
-                            _SEEN.c.handled_at.is_(None),
-                        )
-                    )
+                    rows = await session.execute(_WAITING, {"p": p, "ids": ids})
                     for e, body in rows:
                         if (msg := _decoded(p, e, body)) is not None:
                             found[(p, e)] = msg
