@@ -1,5 +1,5 @@
-"""Writing many rows at once, in the caller's transaction: COPY on PostgreSQL, the driver's
-own executemany on SQLite.
+"""Writing many rows at once through the driver: COPY on PostgreSQL, the driver's own
+executemany on SQLite, and the inbox's claims on SQLite in two round trips.
 
 SQLAlchemy's executemany runs every value of every row through its type processing in
 Python; a province's monthly breakdown writes some 700,000 task instances, and that alone
@@ -10,12 +10,13 @@ The stored values are exactly what SQLAlchemy itself would have written.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from typing import Any
 
 from sqlalchemy import JSON, Table, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 BATCH = 20_000  # rows per driver call: bounded memory for the converted tuples
 
@@ -59,6 +60,52 @@ async def insert_rows(
             await driver.executemany(sql, batch)
         written += len(batch)
     return written
+
+
+async def insert_new_sqlite(
+    engine: AsyncEngine,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    returning: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING `returning`, committed on its own: those
+    columns of the rows that were new. SQLite only.
+
+    aiosqlite runs every driver call in its own thread, and each call is a round trip there and
+    back: SQLAlchemy's session makes five of them for one such statement (cursor, execute,
+    fetch, close, commit); this makes two. The inbox claims every callback's id this way
+    before answering it."""
+    async with engine.connect() as conn:
+        convert = _processors(table, tuple(columns), conn.dialect)
+        params = [
+            c(v) if c is not None else v for row in rows for c, v in zip(convert, row, strict=True)
+        ]
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        # An error leaves the transaction open; the pool's reset rolls it back (bot.db).
+        found = await driver.execute_fetchall(
+            _insert_new_sql(table.name, tuple(columns), len(rows), tuple(returning)), params
+        )
+        await driver.commit()
+    return [tuple(r) for r in found]
+
+
+@functools.cache
+def _processors(
+    table: Table, columns: tuple[str, ...], dialect: Any
+) -> tuple[Callable[[Any], Any] | None, ...]:
+    return tuple(table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_new_sql(
+    table: str, columns: tuple[str, ...], rows: int, returning: tuple[str, ...]
+) -> str:
+    row = f"({', '.join('?' * len(columns))})"
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"
+        f" ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
+    )
 
 
 def _converter(table: Table, name: str, dialect: Any) -> Callable[[Any], Any] | None:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import PoolResetState
 from sqlalchemy.types import TypeDecorator
 
 
@@ -54,8 +55,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             # of up to 100 ms, and a burst of messages then takes seconds instead of ms.
             kwargs.setdefault("pool_size", 1)
             kwargs.setdefault("max_overflow", 0)
+        kwargs.setdefault("pool_reset_on_return", None)  # _roll_back_if_open instead
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "reset", _roll_back_if_open)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     # JIT compiles a plan whose estimate passes 100,000: 督办's overdue query on a heavy day
@@ -71,6 +74,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _roll_back_if_open(dbapi_conn: Any, record: Any, state: PoolResetState) -> None:
+    """The pool's reset, minus the ROLLBACK after every commit: each statement to aiosqlite
+    is a round trip to its thread, and the one writer's connection is returned after every
+    transaction. SQLite itself says whether a transaction is still open."""
+    if not state.asyncio_safe or state.transaction_was_reset:
+        return
+    if record.driver_connection.in_transaction:
+        dbapi_conn.rollback()
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,0 +1,116 @@
+"""SQLite's connection handling in bot.db and bot.bulk, on a real SQLite file whatever the
+suite's database: what the pool does when a connection comes back, and the inbox's claims
+through the driver."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Table, func, insert, select
+
+from bot import schema
+from bot.bulk import insert_new_sqlite
+from bot.db import Database
+from bot.models import InboundSeen
+
+SEEN = cast(Table, InboundSeen.__table__)
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+COLUMNS = ("platform", "event_id", "seen_at", "body", "attempts")
+
+
+@pytest.fixture
+async def lite(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'lite.db'}")
+    await schema.upgrade(db.engine)
+    yield db
+    await db.dispose()
+
+
+async def traced(db: Database) -> list[str]:
+    """Every statement SQLite runs on the pool's one connection, as the driver sends it."""
+    said: list[str] = []
+    async with db.engine.connect() as conn:
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        await driver.set_trace_callback(said.append)
+    return said
+
+
+async def count(db: Database) -> int:
+    async with db.begin() as s:
+        return int(await s.scalar(select(func.count()).select_from(SEEN)) or 0)
+
+
+def row(event_id: str, body: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    return ("dingtalk", event_id, NOW, body or {"text": "打卡 1 已完成"}, 0)
+
+
+async def test_a_committed_transaction_is_not_rolled_back_again(lite: Database) -> None:
+    said = await traced(lite)
+    async with lite.begin() as s:
+        await s.execute(insert(SEEN).values(dict(zip(COLUMNS, row("a"), strict=True))))
+    assert [q for q in said if q in ("COMMIT", "ROLLBACK")] == ["COMMIT"]
+    assert await count(lite) == 1
+
+
+async def test_a_transaction_left_open_is_rolled_back_when_the_connection_returns(
+    lite: Database,
+) -> None:
+    async with lite.engine.connect() as conn:
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        await driver.execute(
+            "INSERT INTO inbound_seen (platform, event_id, seen_at, attempts) "
+            "VALUES ('dingtalk', 'left', '2026-11-22 10:00:00.000000', 0)"
+        )
+        assert driver.in_transaction
+    # Rolled back, and the write lock with it: the next writer neither waits nor sees the row.
+    async with lite.begin() as s:
+        await s.execute(insert(SEEN).values(dict(zip(COLUMNS, row("next"), strict=True))))
+    async with lite.begin() as s:
+        assert list(await s.scalars(select(SEEN.c.event_id))) == ["next"]
+
+
+async def test_a_failed_transaction_is_rolled_back(lite: Database) -> None:
+    said = await traced(lite)
+    with pytest.raises(RuntimeError):
+        async with lite.begin() as s:
+            await s.execute(insert(SEEN).values(dict(zip(COLUMNS, row("a"), strict=True))))
+            raise RuntimeError("handling failed")
+    assert "ROLLBACK" in said
+    assert await count(lite) == 0
+
+
+async def test_insert_new_returns_only_new_rows_stored_as_sqlalchemy_stores_them(
+    lite: Database,
+) -> None:
+    said = await traced(lite)
+    first = await insert_new_sqlite(
+        lite.engine, SEEN, COLUMNS, [row("a"), row("b")], ("platform", "event_id")
+    )
+    again = await insert_new_sqlite(
+        lite.engine, SEEN, COLUMNS, [row("b"), row("c")], ("platform", "event_id")
+    )
+    assert sorted(first) == [("dingtalk", "a"), ("dingtalk", "b")]
+    assert again == [("dingtalk", "c")]
+    # One statement and one commit each; read back through SQLAlchemy's types unchanged.
+    assert sum(q.startswith("INSERT INTO inbound_seen") for q in said) == 2
+    assert said.count("COMMIT") == 2
+    async with lite.begin() as s:
+        got = (
+            await s.execute(select(SEEN.c.seen_at, SEEN.c.body).where(SEEN.c.event_id == "c"))
+        ).one()
+    assert got == (NOW, {"text": "打卡 1 已完成"})
+
+
+async def test_insert_new_that_fails_leaves_nothing_behind(lite: Database) -> None:
+    with pytest.raises(Exception, match="NOT NULL"):
+        await insert_new_sqlite(
+            lite.engine, SEEN, COLUMNS, [row("a"), ("dingtalk", None, NOW, {}, 0)], ("event_id",)
+        )
+    assert await count(lite) == 0
+    assert await insert_new_sqlite(lite.engine, SEEN, COLUMNS, [row("a")], ("event_id",)) == [
+        ("a",)
+    ]
