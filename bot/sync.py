@@ -41,7 +41,7 @@ from bot.models import (
     Unit,
 )
 from bot.sync_audit import ACTOR, SyncReport
-from bot.sync_rows import CHUNK, Keyed, Links, Writer
+from bot.sync_rows import CHUNK, IdSet, Keyed, Links, Writer
 
 __all__ = [
     "ACTOR",
@@ -228,7 +228,7 @@ async def _identities(w: Writer, d: Deployment, people: dict[str, int]) -> None:
         if uid
     }
     # Accounts of people who left the configuration, or were approved by chat, stay as they are.
-    mine = set(people.values())
+    mine = IdSet(people.values())
     describe = lambda link: [link[1], link[2]]  # noqa: E731
     await w.replace(IDENTITIES, want, _t(Person), describe, lambda link: link[0] in mine)
 

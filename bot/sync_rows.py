@@ -15,6 +15,7 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Callable,
+    Collection,
     Iterable,
     Iterator,
     Mapping,
@@ -75,6 +76,19 @@ class Links:
 
 Link = tuple[Any, ...]
 _Update = tuple[int, str, dict[str, Any], dict[str, Any]]  # id, key, before, after
+
+
+class IdSet:
+    """Row ids, a byte each: ids are small dense integers, and a province's 200,000 people
+    take 200 KB this way where a set of them takes 8 MB, at the sync's peak."""
+
+    def __init__(self, ids: Collection[int]) -> None:
+        self._has = bytearray(max(ids, default=-1) + 1)
+        for i in ids:
+            self._has[i] = 1
+
+    def __contains__(self, row_id: object) -> bool:
+        return isinstance(row_id, int) and 0 <= row_id < len(self._has) and self._has[row_id] == 1
 
 
 @dataclass

@@ -24,6 +24,7 @@ from bot.models import (
     Unit,
 )
 from bot.sync import sync
+from bot.sync_rows import IdSet
 from tests.configs import ENV, mini, write
 
 
@@ -202,3 +203,38 @@ async def test_people_approved_by_chat_survive_a_sync(db: Database, tmp_path: Pa
     assert "person" not in report.removed
     async with db.begin() as s:
         assert (await s.scalar(select(Person).where(Person.key == "chat_dingtalk_0123"))).active
+
+
+async def test_accounts_outside_the_configuration_stay_and_removed_ones_go(
+    db: Database, tmp_path: Path, clock
+) -> None:
+    await apply(db, tmp_path, mini(), clock)
+    async with db.begin() as s:
+        # Someone an admin approved by chat: a person and an account the files never named.
+        guest = Person(
+            key="chat_guest", name="来访者", created_at=clock.now(), updated_at=clock.now()
+        )
+        s.add(guest)
+        await s.flush()
+        s.add(Identity(person_id=guest.id, platform="dingtalk", user_id="staff_guest"))
+    data = mini()
+    for person in data["people"]:
+        if person["id"] == "p_b_ll":
+            del person["dingtalk"]  # taken out of the files: the sync removes it
+    await apply(db, tmp_path, data, clock)
+    async with db.begin() as s:
+        accounts = set(await s.scalars(select(Identity.user_id)))
+    assert "staff_guest" in accounts
+    assert "staff_b_ll" not in accounts
+    assert len(accounts) == 4
+
+
+def test_id_set_holds_exactly_its_ids() -> None:
+    ids = IdSet([3, 1, 200_000])
+    assert [i for i in (0, 1, 2, 3, 4, 199_999, 200_000, 200_001, -1) if i in ids] == [
+        1,
+        3,
+        200_000,
+    ]
+    assert "1" not in ids
+    assert 0 not in IdSet([])

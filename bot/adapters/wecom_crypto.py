@@ -76,7 +76,7 @@ class WeComCrypto:
     ``receive_id`` is the corpid for a self-built app and ``""`` for an internal 智能机器人.
     """
 
-    __slots__ = ("_iv", "_key", "_token", "receive_id")
+    __slots__ = ("_cipher", "_iv", "_key", "_token", "receive_id")
 
     def __init__(self, token: str, encoding_aes_key: str, receive_id: str) -> None:
         if not token:
@@ -93,6 +93,8 @@ class WeComCrypto:
         self._token = token
         self._key = key
         self._iv = key[:16]
+        # Key and IV never change: built once, a fresh context per message (about 5 µs each).
+        self._cipher = Cipher(algorithms.AES(key), modes.CBC(self._iv))
         self.receive_id = receive_id
 
     def __repr__(self) -> str:
@@ -117,7 +119,7 @@ class WeComCrypto:
             raise WeComMalformedError("ciphertext is not valid base64") from None
         if not raw or len(raw) % 16:
             raise WeComMalformedError("ciphertext length is not a positive multiple of 16")
-        decryptor = Cipher(algorithms.AES(self._key), modes.CBC(self._iv)).decryptor()
+        decryptor = self._cipher.decryptor()
         plain = _pkcs7_unpad(decryptor.update(raw) + decryptor.finalize())
         if len(plain) < _HEADER_LEN:
             raise WeComMalformedError("plaintext too short")
@@ -142,7 +144,7 @@ class WeComCrypto:
             raise ValueError("random_prefix must be 16 bytes")
         body = msg.encode("utf-8")
         plain = random_prefix + struct.pack(">I", len(body)) + body + self.receive_id.encode()
-        encryptor = Cipher(algorithms.AES(self._key), modes.CBC(self._iv)).encryptor()
+        encryptor = self._cipher.encryptor()
         raw = encryptor.update(_pkcs7_pad(plain)) + encryptor.finalize()
         encrypted = base64.b64encode(raw).decode("ascii")
         return encrypted, self.signature(timestamp, nonce, encrypted)
