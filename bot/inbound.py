@@ -63,11 +63,6 @@ HANDLING_SHARE = 0.25
 HANDLE_AT_ONCE = 50
 BUSY_HOLD = 0.01
 BUSY_SECONDS = 0.1  # callbacks within this long count as "arriving"
-# While callbacks keep arriving, a claim waits up to GATHER for others to share its INSERT:
-# a transaction costs the event loop about as much as twenty callbacks' rows (each call to
-# SQLite is a round trip to aiosqlite's thread), so a few ms of latency buys throughput.
-GATHER = 0.002
-GATHER_ENOUGH = 32
 BATCH = 500  # callbacks per INSERT (mostly one id each), well inside the parameter limits
 # A message still unhandled after this long was accepted by a process that is gone (or
 # hopelessly behind): any instance's sweep takes it over.
@@ -251,8 +246,6 @@ class Inbox:
         try:
             while self._claims or self._done:
                 if self._claims:
-                    if len(self._claims) < GATHER_ENOUGH and self._arriving():
-                        await asyncio.sleep(GATHER)  # company for this INSERT
                     batch, self._claims = self._claims[:BATCH], self._claims[BATCH:]
                     await self._settle(batch)
                 else:

@@ -89,27 +89,6 @@ async def test_a_burst_is_claimed_in_a_few_inserts_and_each_message_handled_once
     assert 1 <= inserts[0] < 20  # batched, not one transaction per message
 
 
-async def test_callbacks_arriving_one_by_one_share_inserts(db: Database) -> None:
-    # A burst as the server sees it: callbacks a few turns of the event loop apart, never two
-    # at once. While they arrive, the writer waits a moment for company instead of starting
-    # an INSERT for the first one alone.
-    record = Recorder()
-    inbox = Inbox(db, FixedClock(NOW), record)
-    await inbox.accept([message("first")])  # before it, nothing was arriving
-    await inbox.drain()  # the writer idle: nothing in flight gathers the next ones instead
-    inserts = await inserts_into_seen(db)
-    calls = []
-    for i in range(3):
-        calls.append(asyncio.ensure_future(inbox.accept([message(f"m{i}")])))
-        for _ in range(3):
-            await asyncio.sleep(0)
-    fresh = await asyncio.gather(*calls)
-    await inbox.drain()
-    assert [m.event_id for f in fresh for m in f] == ["m0", "m1", "m2"]
-    assert record.handled == ["first", "m0", "m1", "m2"]
-    assert inserts == [1]
-
-
 async def test_an_id_twice_in_one_call_and_a_seen_id_are_duplicates(db: Database) -> None:
     record = Recorder()
     metrics = Metrics()
