@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import PoolResetState
 from sqlalchemy.types import TypeDecorator
 
+from bot.sqlite_driver import one_trip_dbapi
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores UTC, returns aware datetimes; refuses naive ones.
@@ -56,6 +58,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             kwargs.setdefault("pool_size", 1)
             kwargs.setdefault("max_overflow", 0)
         kwargs.setdefault("pool_reset_on_return", None)  # _roll_back_if_open instead
+        if parsed.get_driver_name() == "aiosqlite":
+            kwargs.setdefault("module", one_trip_dbapi())  # a round trip a statement
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "reset", _roll_back_if_open)

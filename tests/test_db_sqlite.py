@@ -1,6 +1,6 @@
-"""SQLite's connection handling in bot.db and bot.bulk, on a real SQLite file whatever the
-suite's database: what the pool does when a connection comes back, and the inbox's claims
-through the driver."""
+"""SQLite's connection handling in bot.db, bot.sqlite_driver and bot.bulk, on a real SQLite
+file whatever the suite's database: the one-call cursor, what the pool does when a connection
+comes back, and the inbox's claims through the driver."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot import schema
 from bot.bulk import insert_new_sqlite
 from bot.db import Database
-from bot.models import InboundSeen
+from bot.models import InboundSeen, Unit
+from bot.sqlite_driver import OneTripCursor
 
 SEEN = cast(Table, InboundSeen.__table__)
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -114,3 +117,49 @@ async def test_insert_new_that_fails_leaves_nothing_behind(lite: Database) -> No
     assert await insert_new_sqlite(lite.engine, SEEN, COLUMNS, [row("a")], ("event_id",)) == [
         ("a",)
     ]
+
+
+async def test_a_sqlite_engine_runs_each_statement_in_one_call(lite: Database) -> None:
+    async with lite.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        assert isinstance(raw.dbapi_connection.cursor(), OneTripCursor)
+
+
+async def test_the_one_trip_cursor_reports_what_sqlalchemy_reads(lite: Database) -> None:
+    rows = [dict(zip(COLUMNS, row(f"m{i}"), strict=True)) for i in range(5)]
+    async with lite.begin() as s:
+        await s.execute(insert(SEEN), rows)  # executemany
+        marked = await s.execute(
+            update(SEEN).where(SEEN.c.event_id.in_(["m1", "m2", "nobody"])).values(attempts=1)
+        )
+        assert cast(CursorResult[Any], marked).rowcount == 2
+        back = await s.execute(
+            update(SEEN).where(SEEN.c.attempts == 1).values(attempts=2).returning(SEEN.c.event_id)
+        )
+        assert sorted(back.scalars()) == ["m1", "m2"]
+        gone = await s.execute(delete(SEEN).where(SEEN.c.event_id == "m4"))
+        assert cast(CursorResult[Any], gone).rowcount == 1
+        # An ORM insert learns its new id from the driver.
+        unit = Unit(key="u_new", name="新单位", short_name="新单位", created_at=NOW, updated_at=NOW)
+        s.add(unit)
+        await s.flush()
+        assert isinstance(unit.id, int) and unit.id > 0
+    async with lite.begin() as s:
+        streamed = [
+            r async for r in await s.stream(select(SEEN.c.event_id).order_by(SEEN.c.event_id))
+        ]
+        assert [e for (e,) in streamed] == ["m0", "m1", "m2", "m3"]
+        page = (await s.execute(select(SEEN.c.event_id).order_by(SEEN.c.event_id))).fetchmany(3)
+        assert [e for (e,) in page] == ["m0", "m1", "m2"]
+
+
+async def test_driver_errors_arrive_as_sqlalchemy_s(lite: Database) -> None:
+    async with lite.begin() as s:
+        await s.execute(insert(SEEN).values(dict(zip(COLUMNS, row("a"), strict=True))))
+    with pytest.raises(IntegrityError):
+        async with lite.begin() as s:
+            await s.execute(insert(SEEN).values(dict(zip(COLUMNS, row("a"), strict=True))))
+    with pytest.raises(OperationalError):
+        async with lite.begin() as s:
+            await s.execute(text("SELECT nothing FROM nowhere"))
+    assert await count(lite) == 1
