@@ -117,7 +117,9 @@ async def _lifespan(
                 aibot_transport=transport,
                 publish_image=image_publisher(db, links, clock, settings.image_link_days),
             )
-            outbox = DeliveryWorker(db, senders, loaded, clock, metrics=metrics)
+            outbox = DeliveryWorker(
+                db, senders, loaded, clock, metrics=metrics, busy=inbox.arriving
+            )
             # Replies queued here reach the leader's worker, wherever it runs.
             leadership = Leadership(settings.database_url, outbox.instance, on_nudge=outbox.nudge)
             async with db.begin() as session:

@@ -336,10 +336,10 @@ class Inbox:
             await self._run(msgs)
             took = loop.time() - started
             self._per_message = took / len(msgs)
-            if self._arriving():
+            if self.arriving():
                 await asyncio.sleep(took * (1 / HANDLING_SHARE - 1))
 
-    def _arriving(self) -> bool:
+    def arriving(self) -> bool:
         """Callbacks are coming in (a burst)."""
         return asyncio.get_running_loop().time() - self._last_callback < BUSY_SECONDS
 
@@ -347,7 +347,7 @@ class Inbox:
         """How many messages to handle at once now."""
         if self.dispatch_many is None:
             return 1
-        if not self._arriving() or not self._per_message:
+        if not self.arriving() or not self._per_message:
             return self._at_once
         return max(1, min(self._at_once, int(BUSY_HOLD / self._per_message)))
 

@@ -507,6 +507,30 @@ async def test_run_delivers_on_nudge_and_stop_leaves_the_rest_queued(rig: Rig) -
     assert rig.wecom.texts(KEY_A) == ["马上送达", "排队 0"]
 
 
+async def test_while_callbacks_arrive_passes_are_spaced_and_then_catch_up(rig: Rig) -> None:
+    # One lane a pass; while the inbox says callbacks are arriving, passes come at least
+    # busy_pause apart, so replies wait a little instead of holding the database from them.
+    arriving = [True]
+    rig.worker.concurrency, rig.worker.busy_pause = 1, 0.4
+    rig.worker.busy = lambda: arriving[0]
+    for gid in ("g_a", "g_b", "g_admins"):
+        await rig.queue(gid, f"回复 {gid}")
+    loop, seen = asyncio.get_running_loop(), {}
+
+    def sent(n: int) -> bool:
+        seen.setdefault(len(rig.wecom.sent), loop.time())  # when each count was first seen
+        return len(rig.wecom.sent) == n
+
+    runner = asyncio.create_task(rig.worker.run())
+    await until(lambda: sent(2))
+    assert seen[2] - seen[1] >= 0.4 - 0.1  # less the polling's granularity
+    arriving[0] = False  # the burst is over: the rest follows
+    await until(lambda: sent(3))
+    await rig.worker.stop(5)
+    await asyncio.wait_for(runner, 1)
+    assert [r.status for r in await rig.rows()] == ["sent", "sent", "sent"]
+
+
 async def test_two_instances_share_the_outbox_and_never_take_the_same_row(rig: Rig) -> None:
     """Two workers with their own connection pools, as two processes would have."""
     expected = {key: [f"{key[-6:]} 消息 {i}" for i in range(6)] for key in (ADMINS, KEY_A, KEY_B)}

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
 
@@ -40,6 +42,10 @@ from bot.metrics import Metrics
 from bot.senders import Senders
 
 log = logging.getLogger(__name__)
+# While callbacks arrive, a pass (up to `concurrency` sends) at most this often: delivery's
+# transactions would otherwise take SQLite's one connection from the callbacks' INSERTs, as
+# handling's would if the inbox did not hold it to a share of the loop.
+BUSY_PAUSE = 0.1
 
 
 class DeliveryWorker:
@@ -57,11 +63,16 @@ class DeliveryWorker:
         lease: timedelta = timedelta(seconds=120),
         backoff: Backoff | None = None,
         idle_seconds: float = 2.0,
+        busy: Callable[[], bool] = lambda: False,
+        busy_pause: float = BUSY_PAUSE,
     ) -> None:
         self.db, self.senders, self.deployment, self.clock = db, senders, deployment, clock
         self.metrics = metrics
         self.instance = instance or default_instance()
         self.concurrency, self.lease, self.idle_seconds = concurrency, lease, idle_seconds
+        # Callbacks arriving (the app passes its inbox's): their answers go first.
+        self.busy, self.busy_pause = busy, busy_pause
+        self._last_pass = -math.inf
         self.recorder = Recorder(
             db, deployment, metrics, self.instance, rng or random.Random(), backoff or Backoff()
         )
@@ -122,7 +133,11 @@ class DeliveryWorker:
             await self.recover()
         except Exception:
             log.exception("outbox: recovery on start failed; rows in flight wait for the lease")
+        loop = asyncio.get_running_loop()
         while not self._stopping:
+            if self.busy():  # passes at least busy_pause apart while callbacks arrive
+                await asyncio.sleep(self._last_pass + self.busy_pause - loop.time())
+            self._last_pass = loop.time()
             self._wake.clear()
             batches = []
             free = self.concurrency - len(self._inflight)
