@@ -109,7 +109,15 @@ class Dispatcher:
                 await self._attempt(run[:n])
                 return n
             except Exception as e:
-                if conflicts < CONFLICT_RETRIES and _conflict(e):
+                if _conflict(e):
+                    if conflicts == CONFLICT_RETRIES:  # expected under contention: no traceback
+                        log.warning(
+                            "%d messages met other transactions' locks %d times; "
+                            "handling them one by one",
+                            n,
+                            conflicts + 1,
+                        )
+                        return 0
                     conflicts += 1  # nobody's fault: the same messages again
                     log.info("%d messages met another transaction's locks: again", n)
                 elif isinstance(e, _Failed):
