@@ -47,11 +47,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+READERS = 2  # SQLite connections for reads beside the writer's (Database.reading)
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"timeout": 30})
-        if parsed.database not in (None, "", ":memory:") and "poolclass" not in kwargs:
+        if _one_writer(url, kwargs):
             # SQLite has one writer. Connections that queue here, in the event loop, get it in
             # turn; connections that each wait in SQLite's busy handler poll for it with sleeps
             # of up to 100 ms, and a burst of messages then takes seconds instead of ms.
@@ -69,6 +72,16 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # (39,000 rows scattered over 1,000,000) spent 1.15 s compiling and 0.2 s running.
     kwargs.setdefault("connect_args", {"server_settings": {"jit": "off"}})
     return create_async_engine(url, **kwargs)
+
+
+def _one_writer(url: str, kwargs: dict[str, Any]) -> bool:
+    """A SQLite file with the default pool: make_engine gives it one connection."""
+    parsed = make_url(url)
+    return (
+        parsed.get_backend_name() == "sqlite"
+        and parsed.database not in (None, "", ":memory:")
+        and "poolclass" not in kwargs
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -94,13 +107,34 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def _sqlite_reader(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA query_only=ON")  # a write here would bypass the one writer's queue
+    cur.close()
+
+
+def _reader_engine(url: str, engine: AsyncEngine, kwargs: dict[str, Any]) -> AsyncEngine:
+    """On a SQLite file whose writes queue for one connection, connections of their own for
+    reads; elsewhere the engine itself."""
+    if not _one_writer(url, kwargs):
+        return engine
+    readers = make_engine(url, **{**kwargs, "pool_size": READERS})
+    event.listen(readers.sync_engine, "connect", _sqlite_reader)
+    return readers
+
+
 class Database:
-    """The engine plus a session factory; `begin()` is one unit of work."""
+    """The engine plus a session factory; `begin()` is one unit of work, `reading()` one
+    that only reads."""
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions = make_sessionmaker(self.engine)
+        self.readers = _reader_engine(url, self.engine, engine_kwargs)
+        self._reads = (
+            self.sessions if self.readers is self.engine else make_sessionmaker(self.readers)
+        )
 
     @property
     def dialect(self) -> str:
@@ -111,7 +145,21 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A transaction that only reads, from a snapshot of what was committed when it began.
+
+        On SQLite every write waits for the one writer connection, and so does each
+        callback's acceptance (bot/inbound.py): a read there of tens of milliseconds, the
+        delivery worker's look over a long queue, held every callback up for as long. Here it
+        runs on a connection of its own (WAL: a reader and the writer do not wait for each
+        other), in its own thread, while the writer goes on."""
+        async with self._reads() as session, session.begin():
+            yield session
+
     async def dispose(self) -> None:
+        if self.readers is not self.engine:
+            await self.readers.dispose()
         await self.engine.dispose()
 
 

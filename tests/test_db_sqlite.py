@@ -4,6 +4,7 @@ comes back, and the inbox's claims through the driver."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,3 +164,32 @@ async def test_driver_errors_arrive_as_sqlalchemy_s(lite: Database) -> None:
         async with lite.begin() as s:
             await s.execute(text("SELECT nothing FROM nowhere"))
     assert await count(lite) == 1
+
+
+async def test_a_read_goes_on_while_the_writer_holds_its_connection(lite: Database) -> None:
+    """`reading()` has connections of its own: the writer's open transaction neither blocks
+    it nor shows it anything uncommitted."""
+    async with lite.begin() as s:
+        await s.execute(insert(SEEN).values(dict(zip(COLUMNS, row("a"), strict=True))))
+    async with lite.begin() as writing:
+        await writing.execute(insert(SEEN).values(dict(zip(COLUMNS, row("b"), strict=True))))
+        async with asyncio.timeout(5):  # the writer's one connection is held right here
+            async with lite.reading() as r:
+                seen = (await r.scalars(select(SEEN.c.event_id))).all()
+    assert seen == ["a"]
+    assert await count(lite) == 2
+
+
+async def test_a_write_in_a_read_is_refused(lite: Database) -> None:
+    with pytest.raises(OperationalError, match="readonly"):
+        async with lite.reading() as r:
+            await r.execute(insert(SEEN).values(dict(zip(COLUMNS, row("a"), strict=True))))
+    assert await count(lite) == 0
+
+
+async def test_without_a_one_connection_writer_reads_share_the_engine(tmp_path: Path) -> None:
+    memory = Database("sqlite+aiosqlite:///:memory:")
+    try:
+        assert memory.readers is memory.engine
+    finally:
+        await memory.dispose()

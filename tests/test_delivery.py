@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from bot import schema
 from bot.adapters.wecom_send import WeComWebhookSender
@@ -529,6 +529,31 @@ async def test_while_callbacks_arrive_passes_are_spaced_and_then_catch_up(rig: R
     await rig.worker.stop(5)
     await asyncio.wait_for(runner, 1)
     assert [r.status for r in await rig.rows()] == ["sent", "sent", "sent"]
+
+
+async def test_on_sqlite_the_look_reads_beside_the_writer(
+    aiohttp_server: Any, tmp_path: Path, clock: FixedClock
+) -> None:
+    """The look over the queue is the pass's slowest statement; on the writer's one
+    connection it would hold every callback's acceptance up for as long."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'lanes.db'}"
+    async with rigged(url, aiohttp_server, tmp_path, clock) as rig:
+        assert rig.db.readers is not rig.db.engine
+        said: dict[str, list[str]] = {"writer": [], "reader": []}
+        for name, engine in (("writer", rig.db.engine), ("reader", rig.db.readers)):
+            event.listen(
+                engine.sync_engine,
+                "before_cursor_execute",
+                lambda *a, name=name: said[name].append(" ".join(a[2].split())),
+            )
+        for gid in ("g_a", "g_b", "g_admins"):
+            await rig.queue(gid, f"回复 {gid}")
+        assert await rig.worker.flush() == 3
+        looks = {k: [q for q in v if "lane_heads" in q] for k, v in said.items()}
+        assert looks["writer"] == [] and len(looks["reader"]) >= 1
+        assert any(q.startswith("UPDATE outbox SET status") for q in said["writer"])
+        assert not any(q.startswith(("UPDATE", "INSERT", "DELETE")) for q in said["reader"])
+        assert [r.status for r in await rig.rows()] == ["sent", "sent", "sent"]
 
 
 async def test_two_instances_share_the_outbox_and_never_take_the_same_row(rig: Rig) -> None:

@@ -1,11 +1,11 @@
 """One claim pass: which lanes' heads go now, what joins each, and what each costs its robot.
 
-A pass is one short transaction for up to ``limit`` lanes at once: pick the lanes' heads (a
-lane is one chat; its messages go out strictly in queue order), coalesce what may join each,
-charge each robot's rolling window, mark them ``sending`` and commit. A head that cannot go
-now is dead (it leads nowhere) or parked until its robot's window frees. What one message
-costs does not grow with the number of lanes queued (claims.py, lanes.py). The charge is
-settled once the send ends, with the requests it really made.
+A pass serves up to ``limit`` lanes at once: pick the lanes' heads (a lane is one chat; its
+messages go out strictly in queue order), then, in one short transaction, coalesce what may
+join each, charge each robot's rolling window, mark them ``sending`` and commit. A head that
+cannot go now is dead (it leads nowhere) or parked until its robot's window frees. What one
+message costs does not grow with the number of lanes queued (claims.py, lanes.py). The
+charge is settled once the send ends, with the requests it really made.
 """
 
 from __future__ import annotations
@@ -62,29 +62,40 @@ class Claimer:
         self._parts: dict[int, int] = {}  # head id → its parts, as the sender counted them
 
     async def claim(self, limit: int, now: datetime) -> tuple[list[Batch], datetime | None]:
-        """One pass: up to ``limit`` lanes' heads claimed, in one short transaction of a few
-        statements (a look when the remembered heads are used up, a lock and a claim per
-        batch of heads); and when something not claimed now may go."""
+        """One pass: up to ``limit`` lanes' heads claimed, and when something not claimed now
+        may go. The look (when the remembered heads are used up) only reads, and reads beside
+        the writer (Database.reading): over a long queue it is the slowest statement here.
+        Each batch of heads is then locked and claimed in a short transaction of its own."""
         found = _Pass()
         batches: list[Batch] = []
-        async with self.db.begin() as session:
-            await self._release_expired(session, now)
-            tried: set[int] = set()
-            may_look = True
-            while len(batches) < limit:
+        await self._release_expired(now)
+        tried: set[int] = set()
+        may_look = True
+        while len(batches) < limit:
+            if not self._heads:
+                # Looking again in this pass finds only what the look left out (it was full)
+                # or the row behind a head found dead meanwhile.
+                if not (may_look or found.uncovered):
+                    break
+                async with self.db.reading() as reader:
+                    may_look, found.uncovered = await self._heads.look(reader, now, tried), False
                 if not self._heads:
-                    # Looking again in this pass finds only what the look left out (it was
-                    # full) or the row behind a head found dead meanwhile.
-                    if not (may_look or found.uncovered):
-                        break
-                    may_look, found.uncovered = await self._heads.look(session, now, tried), False
-                    if not self._heads:
-                        break
-                heads = self._heads.take(limit - len(batches))
-                tried.update(heads)
-                batches += await self._claim_heads(session, heads, now, found)
-            if not batches and (retry := await claims.next_retry(session, now)) is not None:
-                found.wake_at.append(retry)
+                    break
+            heads = self._heads.take(limit - len(batches))
+            tried.update(heads)
+            try:
+                async with self.db.begin() as session:
+                    batches += await self._claim_heads(session, heads, now, found)
+            except Exception:
+                if not batches:
+                    raise
+                # Those claimed already are committed: sent now, the rest is tried next pass.
+                log.warning("outbox: claiming failed part-way", exc_info=True)
+                break
+        if not batches:
+            async with self.db.reading() as reader:
+                if (retry := await claims.next_retry(reader, now)) is not None:
+                    found.wake_at.append(retry)
         return batches, min(found.wake_at, default=None)
 
     def settle(self, batch: Batch, error: DeliveryError | None, now: datetime) -> None:
@@ -100,16 +111,17 @@ class Claimer:
             cost, at = charged
             self.limiter.settle(key, batch.route.rate_limit, cost, at, now, made)
 
-    async def _release_expired(self, session: AsyncSession, now: datetime) -> None:
+    async def _release_expired(self, now: datetime) -> None:
         """Other instances' claims past the lease go back to the queue. Looked for every
         ``RELEASE_EVERY``, not every pass: a lease of minutes does not need it more often."""
         since = None if self._released_at is None else now - self._released_at
         if since is not None and timedelta(0) <= since < RELEASE_EVERY:
             return
+        async with self.db.begin() as session:
+            released = await claims.release_expired(
+                session, instance=self.instance, before=now - self.lease
+            )
         self._released_at = now
-        released = await claims.release_expired(
-            session, instance=self.instance, before=now - self.lease
-        )
         if released:
             log.warning("outbox: claims past their lease released: %s", released)
 
