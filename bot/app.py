@@ -181,6 +181,7 @@ async def _lifespan(
             # so all of them are; on PostgreSQL a live instance may still hold its own.
             await inbox.recover(timedelta(0) if db.dialect == "sqlite" else ORPHANED_AFTER)
             sweeping = asyncio.create_task(inbox.sweep())
+            checkpoints = asyncio.create_task(db.keep_wal_short())
             # What start-up built (the configuration, above all: a province's is millions of
             # objects) lives as long as the process. Frozen, the collector stops walking it
             # on every full collection, which otherwise stalls all callbacks at once.
@@ -203,7 +204,8 @@ async def _lifespan(
                 await asyncio.gather(*link_tasks)
                 terms.cancel()
                 sweeping.cancel()
-                await asyncio.gather(terms, sweeping, return_exceptions=True)
+                checkpoints.cancel()
+                await asyncio.gather(terms, sweeping, checkpoints, return_exceptions=True)
                 await duties.stop_scheduler()
                 await scheduling.drain()  # runs started by 日程立即执行
                 # What is queued stays stored for the next start; replies of the messages

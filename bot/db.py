@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -21,6 +23,8 @@ from sqlalchemy.pool import PoolResetState
 from sqlalchemy.types import TypeDecorator
 
 from bot.sqlite_driver import one_trip_dbapi
+
+log = logging.getLogger(__name__)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -48,6 +52,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 READERS = 2  # SQLite connections for reads beside the writer's (Database.reading)
+CHECKPOINT_SECONDS = 1.0  # Database.keep_wal_short
+# The WAL's size (pages) at which the writer checkpoints it itself, in its commit: only when
+# nothing else does (a command-line run, or keep_wal_short not keeping up).
+WRITER_CHECKPOINT_PAGES = 10_000
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -65,6 +73,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             kwargs.setdefault("module", one_trip_dbapi())  # a round trip a statement
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if _one_writer(url, kwargs):
+            event.listen(engine.sync_engine, "connect", _sqlite_one_writer)
         event.listen(engine.sync_engine, "reset", _roll_back_if_open)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -105,6 +115,12 @@ def _roll_back_if_open(dbapi_conn: Any, record: Any, state: PoolResetState) -> N
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _sqlite_one_writer(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
+    cur.close()
 
 
 def _sqlite_reader(dbapi_conn: Any, _record: Any) -> None:
@@ -156,6 +172,32 @@ class Database:
         other), in its own thread, while the writer goes on."""
         async with self._reads() as session, session.begin():
             yield session
+
+    async def checkpoint(self) -> tuple[int, int] | None:
+        """Copy what the WAL holds into the database file, without waiting for anyone
+        (PASSIVE); (pages in the WAL, pages copied), or None where there is nothing to do.
+
+        SQLite's own checkpoint runs inside the commit that fills the WAL past its limit,
+        on the writer's connection: that commit, and every callback queued behind it, then
+        waits for the copy and two fsyncs. Done here, on a reader's connection in its own
+        thread, the writer goes on meanwhile."""
+        if self.readers is self.engine:
+            return None
+        async with self.readers.connect() as conn:
+            result = await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            _, in_wal, copied = list(result.one())  # busy, pages in the WAL, pages copied
+        return int(in_wal), int(copied)
+
+    async def keep_wal_short(self, every: float = CHECKPOINT_SECONDS) -> None:
+        """Checkpoint every `every` seconds until cancelled: the server's, beside the writer."""
+        if self.readers is self.engine:
+            return
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.checkpoint()
+            except Exception as e:  # busy or away: the next one copies what this one did not
+                log.warning("WAL checkpoint failed: %s", type(e).__name__)
 
     async def dispose(self) -> None:
         if self.readers is not self.engine:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot import schema
 from bot.bulk import insert_new_sqlite
-from bot.db import Database
+from bot.db import WRITER_CHECKPOINT_PAGES, Database
 from bot.models import InboundSeen, Unit
 from bot.sqlite_driver import OneTripCursor
 
@@ -191,5 +191,33 @@ async def test_without_a_one_connection_writer_reads_share_the_engine(tmp_path: 
     memory = Database("sqlite+aiosqlite:///:memory:")
     try:
         assert memory.readers is memory.engine
+    finally:
+        await memory.dispose()
+
+
+async def test_the_writer_leaves_checkpoints_to_a_reader(lite: Database, tmp_path: Path) -> None:
+    """SQLite's default checkpoints in the commit past 1,000 WAL pages, on the writer's
+    connection (and the WAL then starts over, staying near that size); here that happens
+    only past WRITER_CHECKPOINT_PAGES, and `checkpoint()` copies the WAL from a reader's."""
+    body = {"text": "x" * 4000}  # about a page a row
+    for n in range(15):
+        async with lite.begin() as s:
+            rows = [dict(zip(COLUMNS, row(f"{n}-{i}", body), strict=True)) for i in range(100)]
+            await s.execute(insert(SEEN), rows)
+    wal = tmp_path / "lite.db-wal"
+    assert wal.stat().st_size > 1400 * 4096
+    in_wal, copied = cast(tuple[int, int], await lite.checkpoint())
+    assert 1500 < in_wal < WRITER_CHECKPOINT_PAGES and copied == in_wal
+    async with lite.begin() as s:  # the next write starts the WAL over
+        await s.execute(insert(SEEN).values(dict(zip(COLUMNS, row("last"), strict=True))))
+    assert cast(tuple[int, int], await lite.checkpoint())[0] < 10
+    assert await count(lite) == 1501
+
+
+async def test_without_a_one_connection_writer_there_is_no_checkpointing() -> None:
+    memory = Database("sqlite+aiosqlite:///:memory:")
+    try:
+        assert await memory.checkpoint() is None
+        await asyncio.wait_for(memory.keep_wal_short(every=0), 1)  # returns at once
     finally:
         await memory.dispose()
