@@ -13,6 +13,7 @@ app secret); WeCom messages are encrypted and signed here, one per liaison up to
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import hmac
 import secrets
@@ -72,9 +73,13 @@ def liaisons(config: Path, platform: str) -> list[Liaison]:
     people with accounts on both platforms count only on their community's platform.
     """
     data: dict[str, Any] = {}
-    for file in sorted(config.glob("*.y*ml")):
-        loaded = yaml.load(file.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader) or {}
-        data.update(loaded)
+    gc.disable()  # millions of new objects and no garbage: collections would only walk them
+    try:
+        for file in sorted(config.glob("*.y*ml")):
+            loaded = yaml.load(file.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader) or {}
+            data.update(loaded)
+    finally:
+        gc.enable()
     groups = {g["id"]: g for g in _items(data, "groups")}
     people = {p["id"]: p for p in _items(data, "people")}
     chat_of: dict[str, str] = {}
