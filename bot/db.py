@@ -52,6 +52,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 READERS = 2  # SQLite connections for reads beside the writer's (Database.reading)
+READER_CACHE_KIB = 512
 CHECKPOINT_SECONDS = 1.0  # Database.keep_wal_short
 # The WAL's size (pages) at which the writer checkpoints it itself, in its commit: only when
 # nothing else does (a command-line run, or keep_wal_short not keeping up).
@@ -126,6 +127,9 @@ def _sqlite_one_writer(dbapi_conn: Any, _record: Any) -> None:
 def _sqlite_reader(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA query_only=ON")  # a write here would bypass the one writer's queue
+    # A look scans the queue's index once a pass: the OS's file cache serves it as well, and
+    # SQLite's default 2 MB a connection would count against the server's memory budget.
+    cur.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
     cur.close()
 
 

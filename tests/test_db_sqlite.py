@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot import schema
 from bot.bulk import insert_new_sqlite
-from bot.db import WRITER_CHECKPOINT_PAGES, Database
+from bot.db import READER_CACHE_KIB, WRITER_CHECKPOINT_PAGES, Database
 from bot.models import InboundSeen, Unit
 from bot.sqlite_driver import OneTripCursor
 
@@ -221,3 +221,10 @@ async def test_without_a_one_connection_writer_there_is_no_checkpointing() -> No
         await asyncio.wait_for(memory.keep_wal_short(every=0), 1)  # returns at once
     finally:
         await memory.dispose()
+
+
+async def test_readers_keep_a_small_page_cache(lite: Database) -> None:
+    async with lite.readers.connect() as conn:
+        assert (await conn.exec_driver_sql("PRAGMA cache_size")).scalar() == -READER_CACHE_KIB
+    async with lite.engine.connect() as conn:  # the writer keeps SQLite's default
+        assert (await conn.exec_driver_sql("PRAGMA cache_size")).scalar() == -2000

@@ -594,7 +594,12 @@ async def test_two_instances_share_the_outbox_and_never_take_the_same_row(rig: R
         )
         for w in workers
     ]
-    assert sum(shares) == 18 and min(shares) > 0  # both did part of the work
+    assert sum(shares) == 18
+    if rig.db.dialect == "postgresql":
+        # Both did part of the work. Only PostgreSQL queues lock waiters: two processes on one
+        # SQLite file take turns by polling (the busy handler's sleeps), and one may empty the
+        # queue before the other wakes. Several instances need PostgreSQL (README).
+        assert min(shares) > 0
 
 
 def test_a_refunded_take_frees_its_place() -> None:

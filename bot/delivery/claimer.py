@@ -36,8 +36,8 @@ RELEASE_EVERY = timedelta(seconds=30)
 
 @dataclass
 class _Pass:
-    """What one claim pass learnt: when to look again, and whether a head it found dead
-    uncovered the next row of its lane."""
+    """What one claim pass learnt: when to look again, and whether the look may have missed
+    heads: one found dead uncovered the next row of its lane, or another claimer took some."""
 
     wake_at: list[datetime] = field(default_factory=list)
     uncovered: bool = False
@@ -73,8 +73,9 @@ class Claimer:
         may_look = True
         while len(batches) < limit:
             if not self._heads:
-                # Looking again in this pass finds only what the look left out (it was full)
-                # or the row behind a head found dead meanwhile.
+                # Looking again in this pass finds only what the look left out (it was full),
+                # the row behind a head found dead meanwhile, or what another claimer's
+                # claims have brought to the front.
                 if not (may_look or found.uncovered):
                     break
                 async with self.db.reading() as reader:
@@ -129,6 +130,8 @@ class Claimer:
         self, session: AsyncSession, ids: list[int], now: datetime, found: _Pass
     ) -> list[Batch]:
         heads = await claims.lock(session, ids, now)  # gone, taken or overtaken: left out
+        if len(heads) < len(ids):  # the look is out of date: another claimer moved meanwhile
+            found.uncovered = True
         bound = await claims.bound_followers(session, [h.id for h in heads if h.mergeable])
         ready: list[tuple[Batch, int]] = []
         for head in heads:
