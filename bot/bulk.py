@@ -11,12 +11,15 @@ The stored values are exactly what SQLAlchemy itself would have written.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from typing import Any
 
 from sqlalchemy import JSON, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from bot.sqlite_driver import in_thread, run_statement
 
 BATCH = 20_000  # rows per driver call: bounded memory for the converted tuples
 
@@ -84,17 +87,13 @@ async def insert_new_sqlite(
         driver: Any = (await conn.get_raw_connection()).driver_connection
         sql = _insert_new_sql(table.name, tuple(columns), len(rows), tuple(returning))
 
-        def run() -> list[Any]:  # in aiosqlite's thread: the statement and its commit at once
-            cursor = driver._conn.cursor()
-            try:
-                found: list[Any] = cursor.execute(sql, params).fetchall()
-            finally:
-                cursor.close()
-            driver._conn.commit()
+        def run(raw: sqlite3.Connection) -> list[Any]:  # the statement and its commit at once
+            found = run_statement(raw, sql, params)[1]
+            raw.commit()
             return found
 
         # An error leaves the transaction open; the pool's reset rolls it back (bot.db).
-        found = await driver._execute(run)  # private, as in bot/sqlite_driver.py (pinned)
+        found = await in_thread(driver, run)
     return [tuple(r) for r in found]
 
 

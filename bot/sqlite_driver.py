@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -32,6 +33,34 @@ from sqlalchemy.util.concurrency import await_
 
 # What one statement leaves behind: description, rows, rowcount, lastrowid.
 Outcome = tuple[Any, list[Any], int, int | None]
+T = TypeVar("T")
+
+
+def run_statement(
+    conn: sqlite3.Connection, operation: str, parameters: Any = None, many: bool = False
+) -> Outcome:
+    """One statement run, its rows fetched and its cursor closed: the body of a call to
+    aiosqlite's thread, the only thread that uses `conn`."""
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        described = cursor.description
+        rows = cursor.fetchall() if described else []
+        return described, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+async def in_thread(driver: Any, work: Callable[[sqlite3.Connection], T]) -> T:
+    """`work(connection)` in the thread of `driver`, an aiosqlite connection, as one round
+    trip (aiosqlite's private, untyped `_execute`: see above)."""
+    result: T = await driver._execute(work, driver._conn)
+    return result
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -84,25 +113,10 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             self._adapt_connection._handle_exception(error)
 
     async def _one_trip(self, operation: str, parameters: Any, *, many: bool) -> None:
-        driver: Any = self._connection  # aiosqlite.Connection: `_execute` is untyped
-
-        def run() -> Outcome:  # in aiosqlite's thread, the only one that uses its connection
-            cursor = driver._conn.cursor()
-            try:
-                if many:
-                    cursor.executemany(operation, parameters)
-                elif parameters is None:
-                    cursor.execute(operation)
-                else:
-                    cursor.execute(operation, parameters)
-                described = cursor.description
-                rows = cursor.fetchall() if described else []
-                return described, rows, cursor.rowcount, cursor.lastrowid
-            finally:
-                cursor.close()
-
         async with self._adapt_connection._execute_mutex:
-            outcome: Outcome = await driver._execute(run)
+            outcome = await in_thread(
+                self._connection, lambda conn: run_statement(conn, operation, parameters, many)
+            )
         described, rows, self._outcome_rowcount, self._outcome_lastrowid = outcome
         self._outcome_description = described
         self._rows = collections.deque(rows)
