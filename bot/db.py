@@ -63,7 +63,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"timeout": 30})
-        if _one_writer(url, kwargs):
+        one_writer = _one_writer(url, kwargs)
+        if one_writer:
             # SQLite has one writer. Connections that queue here, in the event loop, get it in
             # turn; connections that each wait in SQLite's busy handler poll for it with sleeps
             # of up to 100 ms, and a burst of messages then takes seconds instead of ms.
@@ -74,7 +75,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             kwargs.setdefault("module", one_trip_dbapi())  # a round trip a statement
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        if _one_writer(url, kwargs):
+        if one_writer:
             event.listen(engine.sync_engine, "connect", _sqlite_one_writer)
         event.listen(engine.sync_engine, "reset", _roll_back_if_open)
         return engine

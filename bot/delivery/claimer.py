@@ -40,7 +40,7 @@ class _Pass:
     heads: one found dead uncovered the next row of its lane, or another claimer took some."""
 
     wake_at: list[datetime] = field(default_factory=list)
-    uncovered: bool = False
+    look_again: bool = False
 
 
 class Claimer:
@@ -76,10 +76,10 @@ class Claimer:
                 # Looking again in this pass finds only what the look left out (it was full),
                 # the row behind a head found dead meanwhile, or what another claimer's
                 # claims have brought to the front.
-                if not (may_look or found.uncovered):
+                if not (may_look or found.look_again):
                     break
                 async with self.db.reading() as reader:
-                    may_look, found.uncovered = await self._heads.look(reader, now, tried), False
+                    may_look, found.look_again = await self._heads.look(reader, now, tried), False
                 if not self._heads:
                     break
             heads = self._heads.take(limit - len(batches))
@@ -131,7 +131,7 @@ class Claimer:
     ) -> list[Batch]:
         heads = await claims.lock(session, ids, now)  # gone, taken or overtaken: left out
         if len(heads) < len(ids):  # the look is out of date: another claimer moved meanwhile
-            found.uncovered = True
+            found.look_again = True
         bound = await claims.bound_followers(session, [h.id for h in heads if h.mergeable])
         ready: list[tuple[Batch, int]] = []
         for head in heads:
@@ -170,7 +170,7 @@ class Claimer:
             message = message_from_json(head.body)
         except (Unroutable, ValueError) as exc:
             await self.recorder.unroutable(session, head, str(exc), now)
-            found.uncovered = True
+            found.look_again = True
             return None
         joined = readable(bound)
         if not joined and head.mergeable and head.attempts == 0 and head.sent_parts == 0:
