@@ -104,7 +104,7 @@ async def _lifespan(
         app[DASHBOARD] = Dashboard(db, links, clock, loaded)
         inbox = Inbox(db, clock, _not_ready, metrics=metrics)
         inbox_admin.watch(metrics, db)
-        adapters = webhook_adapters(settings, loaded)
+        adapters = webhook_adapters(settings)
         app[INBOX], app[ADAPTERS] = inbox, adapters
         async with aiohttp.ClientSession() as http:
             aibot = wecom_aibot_ws(settings, http, inbox, clock)

@@ -7,11 +7,10 @@ needs nothing of the other.
 from __future__ import annotations
 
 from bot.adapters.base import WebhookAdapter
-from bot.deployment import Loaded
 from bot.settings import Settings
 
 
-def webhook_adapters(settings: Settings, deployment: Loaded) -> dict[str, WebhookAdapter]:
+def webhook_adapters(settings: Settings) -> dict[str, WebhookAdapter]:
     window = settings.callback_window_seconds
     adapters: dict[str, WebhookAdapter] = {}
     if settings.dingtalk_app_secret.get_secret_value() and settings.dingtalk_mode != "stream":
@@ -43,10 +42,6 @@ def webhook_adapters(settings: Settings, deployment: Loaded) -> dict[str, Webhoo
             aes_key=settings.wecom_bot_aes_key.get_secret_value(),
             window_seconds=window,
         )
-    if settings.console:
-        from bot.console import ConsoleWebhook
-
-        adapters["console"] = ConsoleWebhook(deployment)
     return adapters
 
 

@@ -22,7 +22,15 @@ def add_routes(app: web.Application) -> None:
 
 async def hook(request: web.Request) -> web.Response:
     adapter = request.app[ADAPTERS].get(request.match_info["path"])
-    if adapter is None or request.method not in ("GET", "POST"):
+    if adapter is None:
+        raise web.HTTPNotFound()
+    return await serve_hook(request, adapter)
+
+
+async def serve_hook(request: web.Request, adapter: WebhookAdapter) -> web.Response:
+    """One callback through `adapter`: read, verify and parse it, record the messages, answer.
+    A route of its own calls this for an adapter kept off the generic route (the console)."""
+    if request.method not in ("GET", "POST"):
         raise web.HTTPNotFound()
     if (request.content_length or 0) > MAX_BODY:
         return _refuse(request, adapter, 413, "body over 1 MiB")

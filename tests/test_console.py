@@ -22,7 +22,6 @@ from bot.clock import FixedClock
 from bot.console import (
     ConsoleFeed,
     ConsoleSender,
-    ConsoleWebhook,
     add_console_routes,
     showing_inbound,
     showing_inbound_many,
@@ -71,7 +70,7 @@ def make_console(aiohttp_client: Any, db: Database, clock: FixedClock, deploymen
         app = web.Application()
         add_routes(app)
         inbox = Inbox(db, clock, showing_inbound(feed, record))
-        app[ADAPTERS] = {"console": ConsoleWebhook(deployment)}
+        app[ADAPTERS] = {}  # the console has a route of its own
         app[INBOX] = inbox
         add_console_routes(app, feed, deployment, heartbeat=heartbeat)
         client = await aiohttp_client(app, server_kwargs={"host": host})
@@ -463,18 +462,53 @@ async def test_only_a_loopback_peer_reaches_the_console(
         reached.append(request.path)
         return web.Response(text="ok")
 
-    resp = await local_only(request, handler)
+    resp = await local_only(handler)(request)
     assert resp.status == (200 if allowed else 403)
     assert reached == ([path] if allowed else [])
 
 
-async def test_other_routes_are_not_the_console_s_business() -> None:
-    request = make_mocked_request("GET", "/healthz", transport=Peer("10.0.0.1", 50000))
+async def test_every_console_route_is_guarded_and_no_other_is(console: Console) -> None:
+    # The guard is on each route, not a middleware (which every callback would pay for): a
+    # console route added without it would be open to anyone who can reach the port.
+    app = console.client.app
+    assert not app.middlewares
+    guarded, open_ = [], []
+    for resource in app.router.resources():
+        path = resource.canonical
+        for route in resource:
+            request = make_mocked_request(
+                route.method if route.method != "*" else "POST",
+                path,
+                headers={"Host": "127.0.0.1:8080"},
+                transport=Peer("10.0.0.1", 50000),
+                app=app,
+            )
+            console_route = path == "/hooks/console" or path.startswith("/console")
+            (guarded if console_route else open_).append(path)
+            if console_route:
+                async with asyncio.timeout(TIMEOUT):  # an open event stream would not end
+                    assert (await route.handler(request)).status == 403, path
+    assert sorted(set(guarded)) == sorted(
+        [
+            "/console",
+            "/console/console.js",
+            "/console/markdown.js",
+            "/console/console.css",
+            "/console/api/directory",
+            "/console/api/events",
+            "/hooks/console",
+        ]
+    )
+    assert "/hooks/{path}" in open_
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        return web.Response(text="ok")
 
-    assert (await local_only(request, handler)).status == 200
+async def test_the_generic_hook_route_never_serves_the_console(console: Console) -> None:
+    # /hooks/{path} would take "console" too if the adapter were among the platforms' ones.
+    assert "console" not in console.client.app[ADAPTERS]
+    from bot.platforms import webhook_adapters
+    from bot.settings import Settings
+
+    assert "console" not in webhook_adapters(Settings(console=True, delivery="console"))
 
 
 async def test_a_foreign_host_or_origin_is_refused(console: Console) -> None:

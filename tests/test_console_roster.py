@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.adapters.base import Destination, WebhookAdapter
+from bot.adapters.base import Destination
 from bot.clock import FixedClock
-from bot.console import ConsoleFeed, ConsoleSender, ConsoleWebhook, add_console_routes
+from bot.console import ConsoleFeed, ConsoleSender, add_console_routes
 from bot.console.roster import roster
 from bot.console.routes import CONSOLE
 from bot.db import Database
@@ -46,8 +46,8 @@ async def test_the_longest_name_after_each_at_is_the_one_meant(
 
     app = web.Application()
     add_routes(app)
-    adapters: dict[str, WebhookAdapter] = {"console": ConsoleWebhook(deployment)}
-    app[ADAPTERS] = adapters
+    app[ADAPTERS] = {}
+    add_console_routes(app, ConsoleFeed(clock), deployment)
     inbox = Inbox(db, clock, record)
     app[INBOX] = inbox
     client = await aiohttp_client(app)
