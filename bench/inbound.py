@@ -306,7 +306,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=min(os.cpu_count() or 2, 4))
     p.add_argument("--units", type=int, default=20000)
     p.add_argument("--config", type=Path, help="an existing configuration instead of --units")
-    p.add_argument("--wecom-pool", type=int, default=40000, help="distinct WeCom requests")
+    p.add_argument(
+        "--wecom-pool",
+        type=int,
+        default=80000,
+        help="distinct WeCom requests (repeats past it are cheaper duplicates)",
+    )
     p.add_argument(
         "--rounds", type=int, default=1, help="repeat both platforms' runs; each must meet"
     )

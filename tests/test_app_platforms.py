@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from bot.app import DEPS, create_app
+from bot.app import DEPS, YOUNG_GENERATION, create_app
 from bot.clock import FixedClock
 from bot.deployment import load
 from bot.messages import Inbound
@@ -149,9 +149,14 @@ async def test_what_start_up_built_is_kept_out_of_the_collectors_way(
 ) -> None:
     settings = Settings(database_url=database_url, config=tmp_path, scheduler_enabled=False)
     loaded = load(write(tmp_path, mini()), env=ENV)
+    before = gc.get_threshold()
     client = await aiohttp_client(create_app(settings, clock, loaded))
     # The configuration is among the objects a full collection no longer walks.
     assert gc.get_freeze_count() > 0
     assert not any(gc.is_tracked(o) and o is loaded for o in gc.get_objects())
+    # And the youngest generation is collected less often while serving.
+    assert gc.get_threshold() == (YOUNG_GENERATION, *before[1:])
+    assert before[0] < YOUNG_GENERATION
     await client.close()
     assert gc.get_freeze_count() == 0  # and collectable again once the app is gone
+    assert gc.get_threshold() == before
