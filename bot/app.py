@@ -198,7 +198,7 @@ async def _lifespan(
                 settings.host,
                 settings.port,
                 settings.delivery,
-                ", ".join(adapters) or "none",
+                ", ".join([*adapters, *(["console"] if settings.console else [])]) or "none",
                 "leader" if leadership.is_leader else "follower",
             )
             yield
