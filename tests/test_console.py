@@ -31,6 +31,8 @@ from bot.db import Database
 from bot.deployment import Loaded, load
 from bot.inbound import Inbox
 from bot.messages import ChatRef, Inbound, Mention, Outbound
+from bot.platforms import webhook_adapters
+from bot.settings import Settings
 from bot.web import ADAPTERS, INBOX, add_routes
 from tests.configs import SAMPLE_CONFIG
 
@@ -505,9 +507,6 @@ async def test_every_console_route_is_guarded_and_no_other_is(console: Console) 
 async def test_the_generic_hook_route_never_serves_the_console(console: Console) -> None:
     # /hooks/{path} would take "console" too if the adapter were among the platforms' ones.
     assert "console" not in console.client.app[ADAPTERS]
-    from bot.platforms import webhook_adapters
-    from bot.settings import Settings
-
     assert "console" not in webhook_adapters(Settings(console=True, delivery="console"))
 
 
