@@ -20,7 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from bot import schema
 from bot.adapters.wecom_send import WeComWebhookSender
@@ -326,6 +327,76 @@ async def test_faults_of_every_kind_end_in_exactly_once_in_order(rig: Rig) -> No
     rows = await rig.rows()
     assert sum(r.attempts for r in rows) == 3 + 2 + 2 + 1 + 4 + 1 + 2
     assert not wecom._faults and not dingtalk._faults
+
+
+async def refuse_claims(db: Database, outbox_id: int | None) -> None:
+    """A trigger in the real database that fails the claim (the UPDATE to ``sending``) of
+    ``outbox_id``, as a dropped connection or a full disk would; None removes it."""
+    async with db.begin() as session:
+        if db.dialect == "postgresql":
+            if outbox_id is None:
+                await session.execute(text("DROP TRIGGER refuse_claim ON outbox"))
+                return
+            await session.execute(
+                text(
+                    "CREATE FUNCTION refuse_claim() RETURNS trigger AS $$ BEGIN "
+                    "RAISE EXCEPTION 'the disk is full'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            await session.execute(
+                text(
+                    "CREATE TRIGGER refuse_claim BEFORE UPDATE ON outbox FOR EACH ROW WHEN "
+                    f"(NEW.status = 'sending' AND OLD.id = {outbox_id}) "
+                    "EXECUTE FUNCTION refuse_claim()"
+                )
+            )
+        elif outbox_id is None:
+            await session.execute(text("DROP TRIGGER refuse_claim"))
+        else:
+            await session.execute(
+                text(
+                    "CREATE TRIGGER refuse_claim BEFORE UPDATE ON outbox WHEN "
+                    f"NEW.status = 'sending' AND OLD.id = {outbox_id} "
+                    "BEGIN SELECT RAISE(ABORT, 'the disk is full'); END"
+                )
+            )
+
+
+async def test_a_failed_claim_gives_its_robots_window_back(rig: Rig) -> None:
+    for i in range(20):  # the robot's whole minute: 20 messages a minute
+        await rig.queue("g_a", f"甲群消息 {i}")
+    first = (await rig.rows())[0].id
+    await refuse_claims(rig.db, first)
+    with pytest.raises(DBAPIError):
+        await rig.worker.flush()
+    assert rig.worker.limiter.used("group:g_a", rig.clock.now()) == 0
+    await refuse_claims(rig.db, None)
+    # In the same minute: a charge kept for the rolled-back claim would hold the 20th back.
+    assert await rig.worker.flush() == 20
+    assert rig.wecom.texts(KEY_A) == [f"甲群消息 {i}" for i in range(20)]
+
+
+async def test_a_claim_failing_part_way_sends_what_committed_and_loses_nothing(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    await rig.queue(Target("wecom", "wrkOLD", group_key="g_removed"), "旧群消息")  # dead
+    await rig.queue("g_a", "甲群消息")
+    await rig.queue("g_b", "乙群消息")
+    dead, to_a, to_b = (r.id for r in await rig.rows())
+    await refuse_claims(rig.db, to_b)
+    rig.worker.concurrency = 2  # the dead head leaves room: B's is claimed in a second step
+    with pytest.raises(DBAPIError):  # A's claim committed and A went; B's failed, twice
+        await rig.worker.flush()
+    assert "claiming failed part-way" in caplog.text
+    assert rig.wecom.texts(KEY_A) == ["甲群消息"] and rig.wecom.texts(KEY_B) == []
+    statuses = {r.id: r.status for r in await rig.rows()}
+    assert (statuses[dead], statuses[to_a], statuses[to_b]) == ("dead", "sent", "pending")
+    now = rig.clock.now()
+    assert [rig.worker.limiter.used(f"group:{g}", now) for g in ("g_a", "g_b")] == [1, 0]
+    await refuse_claims(rig.db, None)
+    await rig.worker.flush()
+    assert rig.wecom.texts(KEY_A) == ["甲群消息"] and rig.wecom.texts(KEY_B) == ["乙群消息"]
+    assert {r.id: r.status for r in await rig.rows()}[to_b] == "sent"
 
 
 async def test_a_split_message_failing_midway_resumes_without_repeating_a_part(rig: Rig) -> None:

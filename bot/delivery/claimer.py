@@ -84,15 +84,25 @@ class Claimer:
                     break
             heads = self._heads.take(limit - len(batches))
             tried.update(heads)
+            charged: list[tuple[Batch, int]] = []
             try:
                 async with self.db.begin() as session:
-                    batches += await self._claim_heads(session, heads, now, found)
+                    claimed = await self._claim_heads(session, heads, now, found, charged)
             except Exception:
+                self._refund(charged, now)  # rolled back: nothing of it goes out
                 if not batches:
                     raise
                 # Those claimed already are committed: sent now, the rest is tried next pass.
                 log.warning("outbox: claiming failed part-way", exc_info=True)
                 break
+            # Committed: the claimed ones keep their charge until their send settles it, the
+            # others (another claimer took them meanwhile) give theirs back.
+            self._refund([c for c in charged if c[0].head.id not in claimed], now)
+            for batch, cost in charged:
+                if batch.head.id in claimed:
+                    if batch.route.rate_key is not None:
+                        self._charged[batch.head.id] = (cost, now)
+                    batches.append(batch)
         if not batches:
             async with self.db.reading() as reader:
                 if (retry := await claims.next_retry(reader, now)) is not None:
@@ -127,33 +137,36 @@ class Claimer:
             log.warning("outbox: claims past their lease released: %s", released)
 
     async def _claim_heads(
-        self, session: AsyncSession, ids: list[int], now: datetime, found: _Pass
-    ) -> list[Batch]:
+        self,
+        session: AsyncSession,
+        ids: list[int],
+        now: datetime,
+        found: _Pass,
+        charged: list[tuple[Batch, int]],
+    ) -> set[int]:
+        """Claim what of ``ids`` can go now, in ``session``; the ids claimed. Every head charged
+        to its robot's window is added to ``charged`` as it is, so that a caller whose
+        transaction fails can give every charge back."""
         heads = await claims.lock(session, ids, now)  # gone, taken or overtaken: left out
         if len(heads) < len(ids):  # the look is out of date: another claimer moved meanwhile
             found.look_again = True
         bound = await claims.bound_followers(session, [h.id for h in heads if h.mergeable])
-        ready: list[tuple[Batch, int]] = []
         for head in heads:
             prepared = await self._prepare(session, head, bound.get(head.id, []), now, found)
             if prepared is not None:
-                ready.append(prepared)
+                charged.append(prepared)
         taken = await claims.claim(
-            session, [b.head.id for b, _ in ready], instance=self.instance, now=now
+            session, [b.head.id for b, _ in charged], instance=self.instance, now=now
         )
-        batches = []
-        for batch, cost in ready:
-            key, limit = batch.route.rate_key, batch.route.rate_limit
-            if batch.head.id not in taken:
-                if key is not None:  # someone else sends it, and pays for it
-                    self.limiter.refund(key, limit, cost, now)
-                continue
-            if batch.followers:
+        for batch, _ in charged:
+            if batch.head.id in taken and batch.followers:
                 await claims.merge(session, batch.head.id, [r.id for r in batch.followers])
-            if key is not None:
-                self._charged[batch.head.id] = (cost, now)
-            batches.append(batch)
-        return batches
+        return taken
+
+    def _refund(self, charged: list[tuple[Batch, int]], now: datetime) -> None:
+        for batch, cost in charged:
+            if batch.route.rate_key is not None:
+                self.limiter.refund(batch.route.rate_key, batch.route.rate_limit, cost, now)
 
     async def _prepare(
         self,
