@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect
 
 from bot import schema
@@ -41,3 +45,36 @@ async def test_downgrade_to_empty_and_back(db: Database) -> None:
     assert not set(Base.metadata.tables) & tables
     await schema.upgrade(db.engine)
     assert await schema.is_current(db.engine)
+
+
+def test_the_expected_revision_is_the_last_migration() -> None:
+    head = ScriptDirectory.from_config(schema.alembic_config()).get_current_head()
+    assert head == schema.HEAD
+
+
+async def test_alembic_reads_the_revision_as_we_do(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        theirs = await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+    assert theirs == await schema.current_revision(db.engine) == schema.HEAD
+
+
+def test_serving_on_a_current_schema_loads_no_migration_tooling(database_url: str) -> None:
+    """Alembic and Mako hold ~10 MB for the life of a process that imports them."""
+    probe = (
+        "import asyncio, sys\n"
+        "import bot.app, bot.cli\n"
+        "from bot import schema, startup\n"
+        "from bot.db import Database\n"
+        "async def main():\n"
+        "    db = Database(sys.argv[1])\n"
+        "    await startup.prepare_database(db, auto_migrate=True)\n"
+        "    assert await schema.is_current(db.engine)\n"
+        "    await db.dispose()\n"
+        "    print(sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'mako'}))\n"
+        "asyncio.run(main())\n"
+    )
+    run = [sys.executable, "-c", probe, database_url]
+    first = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert first.stdout.strip() == "['alembic', 'mako']"  # the first start migrates
+    again = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert again.stdout.strip() == "[]"
