@@ -9,32 +9,32 @@ find @-mentions by looking names up instead.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from functools import cached_property
 
 from bot.deployment import Loaded
 
 
-@dataclass(frozen=True, slots=True)
 class Roster:
-    names: dict[str, str]  # person id → name
-    ids_by_name: dict[str, str]  # name → person id (a later person of the same name wins)
-    accounts: dict[str, str]  # WeCom or DingTalk account → person id (the first one named)
-    longest: int  # the longest name, in characters
-
-    @classmethod
-    def of(cls, deployment: Loaded) -> Roster:
-        people = deployment.spec.people
-        accounts: dict[str, str] = {}
-        for p in people:
+    def __init__(self, deployment: Loaded) -> None:
+        self._people = deployment.spec.people
+        self.names = {p.id: p.name for p in self._people}  # person id → name
+        # WeCom or DingTalk account → person id (the first one named)
+        self.accounts: dict[str, str] = {}
+        for p in self._people:
             for account in (p.wecom, p.dingtalk):
                 if account:
-                    accounts.setdefault(account, p.id)
-        return cls(
-            names={p.id: p.name for p in people},
-            ids_by_name={p.name: p.id for p in people},
-            accounts=accounts,
-            longest=max((len(p.name) for p in people), default=0),
-        )
+                    self.accounts.setdefault(account, p.id)
+
+    @cached_property
+    def ids_by_name(self) -> dict[str, str]:
+        """Name → person id (a later person of the same name wins). Only @-mentions typed on
+        the page need it: built then, not with the rest (7 MB for a province)."""
+        return {p.name: p.id for p in self._people}
+
+    @cached_property
+    def longest(self) -> int:
+        """The longest name, in characters."""
+        return max((len(p.name) for p in self._people), default=0)
 
     def mentioned(self, text: str, sender_id: str) -> tuple[str, ...]:
         """The people @-mentioned in `text`, in order, once each, the sender left out.
@@ -65,6 +65,6 @@ def roster(deployment: Loaded) -> Roster:
     held = _BUILT.get(key)
     if held is not None and held[0]() is deployment:
         return held[1]
-    built = Roster.of(deployment)
+    built = Roster(deployment)
     _BUILT[key] = (weakref.ref(deployment, lambda _: _BUILT.pop(key, None)), built)
     return built
