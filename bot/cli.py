@@ -16,7 +16,6 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import logs, schema
-from bot.allocator import hand_back_large_blocks
 from bot.clock import SystemClock
 from bot.db import Database
 from bot.deployment import ConfigInvalid, Loaded, load, report
@@ -249,7 +248,6 @@ def _load(settings: Settings, path: Path | None) -> Loaded | None:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import create_app
 
-    hand_back_large_blocks()  # before the configuration is read: its text is such a block
     loaded = _load(settings, None)
     if loaded is None:
         return 1

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-from bot.allocator import give_back_freed_memory
 from bot.console.roster import roster
 from bot.deployment import Loaded
 from bot.deployment.schema import Community, Unit
+from bot.startup import give_back_freed_memory
 
 
 class Directory:
