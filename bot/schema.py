@@ -32,10 +32,6 @@ def alembic_config() -> Config:
     return cfg
 
 
-def head_revision() -> str:
-    return HEAD
-
-
 async def current_revision(engine: AsyncEngine) -> str | None:
     def read(conn: Connection) -> str | None:
         if not inspect(conn).has_table(_VERSIONS):

@@ -28,7 +28,7 @@ async def prepare_database(db: Database, auto_migrate: bool) -> None:
         )
     before = await schema.current_revision(db.engine)
     await schema.upgrade(db.engine)
-    log.info("schema upgraded from %s to %s", before or "empty", schema.head_revision())
+    log.info("schema upgraded from %s to %s", before or "empty", schema.HEAD)
 
 
 async def apply_config(
@@ -42,7 +42,7 @@ async def apply_config(
     province's 200,000 people again would find nothing. `duban config apply` is `full`.
     """
     now = clock.now()
-    mark = applied_mark(deployment.digest, schema.head_revision()) if deployment.digest else ""
+    mark = applied_mark(deployment.digest, schema.HEAD) if deployment.digest else ""
     async with db.begin() as session:
         if not full and mark and await last_applied(session) == mark:
             report = await sync_plan(session, deployment.spec, now)

@@ -21,7 +21,7 @@ async def test_upgrade_from_empty_creates_every_table(database_url: str) -> None
         assert await schema.current_revision(db.engine) is None
         assert not await schema.is_current(db.engine)
         await schema.upgrade(db.engine)
-        assert await schema.current_revision(db.engine) == schema.head_revision()
+        assert await schema.current_revision(db.engine) == schema.HEAD
         async with db.engine.connect() as conn:
             tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         assert set(Base.metadata.tables) <= tables

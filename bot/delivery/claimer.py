@@ -89,20 +89,21 @@ class Claimer:
                 async with self.db.begin() as session:
                     claimed = await self._claim_heads(session, heads, now, found, charged)
             except Exception:
-                self._refund(charged, now)  # rolled back: nothing of it goes out
+                for batch, cost in charged:  # rolled back: nothing of it goes out
+                    self._refund(batch, cost, now)
                 if not batches:
                     raise
                 # Those claimed already are committed: sent now, the rest is tried next pass.
                 log.warning("outbox: claiming failed part-way", exc_info=True)
                 break
-            # Committed: the claimed ones keep their charge until their send settles it, the
-            # others (another claimer took them meanwhile) give theirs back.
-            self._refund([c for c in charged if c[0].head.id not in claimed], now)
+            # Committed: the claimed ones keep their charge until their send settles it.
             for batch, cost in charged:
-                if batch.head.id in claimed:
-                    if batch.route.rate_key is not None:
-                        self._charged[batch.head.id] = (cost, now)
-                    batches.append(batch)
+                if batch.head.id not in claimed:
+                    self._refund(batch, cost, now)  # another claimer took it, and pays for it
+                    continue
+                if batch.route.rate_key is not None:
+                    self._charged[batch.head.id] = (cost, now)
+                batches.append(batch)
         if not batches:
             async with self.db.reading() as reader:
                 if (retry := await claims.next_retry(reader, now)) is not None:
@@ -163,10 +164,9 @@ class Claimer:
                 await claims.merge(session, batch.head.id, [r.id for r in batch.followers])
         return taken
 
-    def _refund(self, charged: list[tuple[Batch, int]], now: datetime) -> None:
-        for batch, cost in charged:
-            if batch.route.rate_key is not None:
-                self.limiter.refund(batch.route.rate_key, batch.route.rate_limit, cost, now)
+    def _refund(self, batch: Batch, cost: int, now: datetime) -> None:
+        if batch.route.rate_key is not None:
+            self.limiter.refund(batch.route.rate_key, batch.route.rate_limit, cost, now)
 
     async def _prepare(
         self,
