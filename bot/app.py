@@ -36,6 +36,7 @@ from bot.files import FILES, FileServer, add_file_routes, file_path, store_file
 from bot.inbound import ORPHANED_AFTER, Dispatch, Inbox
 from bot.leader import Leadership, startup_lock
 from bot.links import LINKS, Links, link_secret
+from bot.memory import QuietTrim
 from bot.messages import Inbound
 from bot.metrics import METRICS, Metrics, metrics_view
 from bot.platforms import robot_names, webhook_adapters
@@ -186,6 +187,7 @@ async def _lifespan(
             await inbox.recover(timedelta(0) if db.dialect == "sqlite" else ORPHANED_AFTER)
             sweeping = asyncio.create_task(inbox.sweep())
             checkpoints = asyncio.create_task(db.keep_wal_short())
+            trimming = asyncio.create_task(QuietTrim(inbox).run())
             # What start-up built (the configuration, above all: a province's is millions of
             # objects) lives as long as the process. Frozen, the collector stops walking it
             # on every full collection, which otherwise stalls all callbacks at once.
@@ -212,7 +214,8 @@ async def _lifespan(
                 terms.cancel()
                 sweeping.cancel()
                 checkpoints.cancel()
-                await asyncio.gather(terms, sweeping, checkpoints, return_exceptions=True)
+                trimming.cancel()
+                await asyncio.gather(terms, sweeping, checkpoints, trimming, return_exceptions=True)
                 await duties.stop_scheduler()
                 await scheduling.drain()  # runs started by 日程立即执行
                 # What is queued stays stored for the next start; replies of the messages

@@ -179,6 +179,7 @@ class Inbox:
         self._queue: deque[Inbound] = deque()
         self._overflow: deque[Key] = deque()  # accepted past the backlog: stored, not in memory
         self._last_callback = -1.0  # event-loop time of the last message accepted
+        self.accepted = 0  # messages accepted since start
         self._running: set[asyncio.Task[None]] = set()
         self._room = asyncio.Event()
         self._room.set()
@@ -213,6 +214,7 @@ class Inbox:
                 continue
             fresh.append(msg)
             self._enqueue(msg)
+        self.accepted += len(fresh)
         self._last_callback = asyncio.get_running_loop().time()
         self._start_workers()
         return fresh
@@ -229,6 +231,11 @@ class Inbox:
     def waiting(self) -> int:
         """Messages accepted here and not yet handled."""
         return len(self._queue) + len(self._overflow)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, being handled or being written."""
+        return not (self.waiting or self._running or self._writer is not None or self._accepting)
 
     def _claim(self, entries: list[tuple[Key, Inbound]]) -> asyncio.Future[set[Key]]:
         future: asyncio.Future[set[Key]] = asyncio.get_running_loop().create_future()

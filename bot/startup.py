@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 
 from bot import schema
 from bot.clock import Clock
 from bot.db import Database
 from bot.deployment import Loaded
+from bot.memory import give_back_freed_memory
 from bot.sync import SyncReport, applied_mark, last_applied, mark_applied, sync, sync_plan
 
 log = logging.getLogger(__name__)
@@ -78,17 +78,3 @@ async def materialise_current(db: Database, clock: Clock) -> int:
         log.info("materialised %d task instances for %s", created, now.strftime("%Y-%m"))
     give_back_freed_memory()  # the last step of start-up: its working set is garbage now
     return created
-
-
-def give_back_freed_memory() -> None:
-    """Return to the system the memory start-up freed but the C allocator kept.
-
-    glibc keeps what is freed in its arenas for reuse; a province's sync and the month's
-    instances leave ~40 MB there that a serving process never asks for again (measured:
-    resident 224 → 184 MB after a first start). Elsewhere than glibc there is nothing to do.
-    """
-    try:
-        trim = ctypes.CDLL(None).malloc_trim  # the C library the interpreter runs on
-    except (OSError, AttributeError):
-        return
-    trim(0)

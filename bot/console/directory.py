@@ -19,7 +19,7 @@ from typing import Any
 from bot.console.roster import roster
 from bot.deployment import Loaded
 from bot.deployment.schema import Community, Unit
-from bot.startup import give_back_freed_memory
+from bot.memory import give_back_freed_memory
 
 
 class Directory:

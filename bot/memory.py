@@ -1,0 +1,72 @@
+"""Giving back to the system the memory the C allocator keeps after a burst of work.
+
+glibc keeps what Python frees in its arenas for reuse and returns it only from the top of the
+heap, which one live block can pin. A province's start-up leaves ~40 MB there, and a burst of
+callbacks on PostgreSQL grows the heap a little more with each one it handles (measured: 50 →
+72 MB over three bursts, of which `malloc_trim` gave back 18 MB). A server that answers bursts
+must not creep up with each; so after start-up, and after each burst once it is over, the free
+pages go back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+# How often the quiet watch looks. A trim of a serving process's heap takes a few ms, paid once
+# a burst, never while callbacks arrive.
+QUIET_CHECK_SECONDS = 2.0
+
+
+def give_back_freed_memory() -> None:
+    """Return to the system the memory freed but kept by the C allocator (glibc's only:
+    elsewhere there is nothing to do)."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # the C library the interpreter runs on
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
+class Work(Protocol):
+    """What the watch asks of the inbox."""
+
+    @property
+    def accepted(self) -> int: ...
+
+    @property
+    def idle(self) -> bool: ...
+
+
+class QuietTrim:
+    """Gives the freed memory back once after each burst of inbound work: when nothing came in
+    over a whole check interval and nothing is left to do."""
+
+    def __init__(self, work: Work, give_back: Callable[[], None] = give_back_freed_memory) -> None:
+        self.work = work
+        self.give_back = give_back
+        self._looked_at = self._trimmed_at = work.accepted  # start-up trimmed already
+
+    def check(self) -> bool:
+        """One look; whether it gave memory back."""
+        accepted = self.work.accepted
+        arrived, self._looked_at = accepted != self._looked_at, accepted
+        if arrived or accepted == self._trimmed_at or not self.work.idle:
+            return False
+        self.give_back()
+        self._trimmed_at = accepted
+        return True
+
+    async def run(self, every: float = QUIET_CHECK_SECONDS) -> None:
+        """Look every `every` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                self.check()
+            except Exception:  # never worth stopping the watch for
+                log.exception("giving freed memory back failed")
