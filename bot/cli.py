@@ -247,7 +247,9 @@ def _load(settings: Settings, path: Path | None) -> Loaded | None:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import create_app
+    from bot.memory import map_large_blocks
 
+    map_large_blocks()  # before the configuration is read: its text is such a block
     loaded = _load(settings, None)
     if loaded is None:
         return 1
