@@ -91,9 +91,11 @@ if sys.argv[1] == "fixed":
 def resident_mb():
     status = Path("/proc/self/status").read_text().splitlines()
     return int(next(l for l in status if l.startswith("VmRSS:")).split()[1]) / 1024
-blocks = [bytearray(64 * 1024) for _ in range(640)]
-for block in blocks:
-    block[::4096] = b"x" * len(block[::4096])
+resident_mb()  # its own garbage freed first, not above the blocks
+blocks = [b""] * 640  # made first: grown while filling, the list would pin the top
+for i in range(640):
+    blocks[i] = bytearray(64 * 1024)
+    blocks[i][::4096] = b"x" * 16
 before = resident_mb()
 blocks.clear()
 freed = resident_mb()
