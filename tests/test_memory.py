@@ -45,17 +45,30 @@ def test_memory_freed_below_live_data_goes_back_to_the_system() -> None:
     assert last[0] == ord("x")  # what is still in use stays
 
 
-# Large blocks freed after smaller ones were allocated behind them: what a busy server's
-# batches leave. The first block freed is what raises glibc's threshold when it moves.
-PROBE = """
+# What each probe starts with: a process of its own, glibc as the server sets it or left alone.
+PRELUDE = """
 import sys
 from pathlib import Path
-from bot.memory import map_large_blocks
+from bot.memory import give_back_freed_memory, map_large_blocks
 if sys.argv[1] == "fixed":
     map_large_blocks()
 def resident_mb():
     status = Path("/proc/self/status").read_text().splitlines()
     return int(next(l for l in status if l.startswith("VmRSS:")).split()[1]) / 1024
+"""
+
+
+def probe(body: str, mode: str) -> list[float]:
+    run = [sys.executable, "-c", PRELUDE + body, mode]
+    return [
+        float(x)
+        for x in subprocess.run(run, capture_output=True, text=True, check=True).stdout.split()
+    ]
+
+
+# Large blocks freed after smaller ones were allocated behind them: what a busy server's
+# batches leave. The first block freed is what raises glibc's threshold when it moves.
+LARGE = """
 first = bytearray(8 * 1024 * 1024)
 del first
 large, small = [], []
@@ -72,25 +85,13 @@ print(before - resident_mb())
 
 @glibc_only
 def test_blocks_of_a_megabyte_or_more_go_back_to_the_system_when_freed() -> None:
-    def given_back(mode: str) -> float:
-        run = [sys.executable, "-c", PROBE, mode]
-        return float(subprocess.run(run, capture_output=True, text=True, check=True).stdout)
-
-    assert given_back("fixed") > 35  # of the 40 MB freed
-    assert given_back("default") < 5  # what glibc does unless told: kept resident
+    assert probe(LARGE, "fixed")[0] > 35  # of the 40 MB freed
+    assert probe(LARGE, "default")[0] < 5  # what glibc does unless told: kept resident
 
 
 # Freed at the top of the heap: glibc gives it back at once by default, which a server reading
 # sockets pays for in two system calls a read; fixed, it stays until the trim after a burst.
 TOP = """
-import sys
-from pathlib import Path
-from bot.memory import give_back_freed_memory, map_large_blocks
-if sys.argv[1] == "fixed":
-    map_large_blocks()
-def resident_mb():
-    status = Path("/proc/self/status").read_text().splitlines()
-    return int(next(l for l in status if l.startswith("VmRSS:")).split()[1]) / 1024
 resident_mb()  # its own garbage freed first, not above the blocks
 blocks = [b""] * 640  # made first: grown while filling, the list would pin the top
 for i in range(640):
@@ -106,14 +107,9 @@ print(before - freed, before - resident_mb())
 
 @glibc_only
 def test_the_heaps_top_is_kept_until_the_trim_after_a_burst() -> None:
-    def given_back(mode: str) -> tuple[float, float]:
-        run = [sys.executable, "-c", TOP, mode]
-        out = subprocess.run(run, capture_output=True, text=True, check=True).stdout.split()
-        return float(out[0]), float(out[1])
-
-    on_free, on_trim = given_back("fixed")
+    on_free, on_trim = probe(TOP, "fixed")
     assert on_free < 5 and on_trim > 35, (on_free, on_trim)
-    on_free, _ = given_back("default")
+    on_free, _ = probe(TOP, "default")
     assert on_free > 35  # glibc unless told: every free at the top shrinks the heap
 
 
