@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.bulk import insert_rows
@@ -37,6 +37,7 @@ __all__ = [
     "groups_of",
     "message_from_json",
     "message_to_json",
+    "queued_already",
     "reply_target",
     "row_target",
 ]
@@ -176,6 +177,18 @@ async def enqueue_many(session: AsyncSession, items: Sequence[Queued], *, now: d
     rows = (tuple(_row(item, now).values()) for item in items)
     table = cast(Table, OutboxMessage.__table__)
     await insert_rows(session, table, _ROW_COLUMNS, rows, skip_existing=True)
+
+
+async def queued_already(session: AsyncSession, keys: Sequence[str]) -> set[str]:
+    """Those of ``keys`` that some message was queued under, ever: a job that posts by the
+    thousand renders only what is new (a few thousand keys at a time; each is looked up in
+    the unique index)."""
+    if not keys:
+        return set()
+    found = await session.scalars(
+        select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(keys))
+    )
+    return set(found)
 
 
 _ROW_COLUMNS = (

@@ -3,61 +3,118 @@ unit's liaisons: once a few working days ahead, once on the day, never twice in 
 
 One outbox message per instance and stage, keyed by both, so no re-run repeats a reminder;
 they are queued as mergeable, so a group's reminders go out as one post.
+
+A province has a hundred thousand instances in the window. They are queued a part at a time,
+each part in a transaction of its own, and only those not reminded yet in their stage are
+rendered at all. On SQLite every callback's acceptance waits for the one writer, so no
+transaction here holds it for long; the occurrence is claimed last, once every part is in.
+A run that dies part-way is run again in full by the catch-up, and the keys keep what the
+first run queued from going out twice.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import SHANGHAI
+from bot.deployment.schema import Group
 from bot.ledger.contacts import mentions_for
-from bot.ledger.due import due_between
-from bot.messages import Outbound
-from bot.outbox import enqueue, group_target
-from bot.workdays import load_calendar
+from bot.ledger.due import Coming, coming, coming_due
+from bot.messages import Mention, Outbound
+from bot.outbox import Queued, enqueue_many, group_target, queued_already
+from bot.workdays import WorkCalendar, load_calendar
 from jobs.env import JobEnv
-from jobs.runs import claim_occurrence, record_detail
+from jobs.runs import claim_occurrence, has_run, record_detail
 
 JOB = "remind"
+PART = 2000  # instances a transaction: a few tenths of a second of the writer
 
 
-async def run(env: JobEnv, occurrence: datetime) -> bool:
+async def run(env: JobEnv, occurrence: datetime, *, part: int = PART) -> bool:
     ahead = env.deployment.spec.cycle.remind_ahead_workdays
-    now = env.clock.now()
+    started = env.clock.now()
     today = occurrence.astimezone(SHANGHAI).date()
     groups = {g.id: g for g in env.deployment.spec.groups}
     queued = 0
     async with env.db.begin() as s:
-        if not await claim_occurrence(s, JOB, occurrence, now):
+        if await has_run(s, JOB, occurrence):
             return False
         calendar = await load_calendar(s)
-        if not calendar.is_workday(today):
-            await record_detail(s, JOB, occurrence, "not a working day")
-            return True
-        rows = await due_between(s, today, calendar.add_workdays(today, ahead))
-        by_platform: dict[str, set[int]] = {}
-        for r in rows:
-            group = groups.get(r.group_key or "")
-            if group is not None:
-                by_platform.setdefault(group.platform, set()).add(r.unit_id)
-        liaisons = {p: await mentions_for(s, ids, "liaison", p) for p, ids in by_platform.items()}
-        for r in rows:
-            group = groups.get(r.group_key or "")
-            if group is None:
-                continue
-            stage = "due" if r.due == today else "ahead"
-            left = calendar.workdays_between(today, r.due)
-            body = env.renderer.render("posts/remind.md.j2", row=r, stage=stage, left=left)
-            mentions = tuple(liaisons[group.platform].get(r.unit_id, ()))
-            queued += await enqueue(
-                s,
+    workday = calendar.is_workday(today)
+    ids: list[int] = []
+    if workday:
+        async with env.db.reading() as s:
+            ids = await coming_due(s, today, calendar.add_workdays(today, ahead))
+    left = _WorkdaysLeft(calendar, today)
+    for first in range(0, len(ids), part):
+        async with env.db.begin() as s:
+            rows = await coming(s, ids[first : first + part])
+            queued += await _remind(env, s, rows, today, left, groups)
+        env.nudge()
+    async with env.db.begin() as s:
+        if not await claim_occurrence(s, JOB, occurrence, env.clock.now(), started=started):
+            return False
+        detail = f"{queued} reminders of {len(ids)} due" if workday else "not a working day"
+        await record_detail(s, JOB, occurrence, detail)
+    return True
+
+
+async def _remind(
+    env: JobEnv,
+    s: AsyncSession,
+    rows: Sequence[Coming],
+    today: date,
+    left: _WorkdaysLeft,
+    groups: Mapping[str, Group],
+) -> int:
+    """Queue the reminders of ``rows`` not queued before; how many were."""
+    staged = [(r, "due" if r.due == today else "ahead") for r in rows if r.group_key in groups]
+    taken = await queued_already(s, [_key(r, stage) for r, stage in staged])
+    fresh = [(r, stage) for r, stage in staged if _key(r, stage) not in taken]
+    liaisons = await _liaisons(s, [r for r, _ in fresh], groups)
+    posts = []
+    for r, stage in fresh:
+        group = groups[r.group_key]
+        body = env.renderer.render("posts/remind.md.j2", row=r, stage=stage, left=left(r.due))
+        mentions = tuple(liaisons[group.platform].get(r.unit_id, ()))
+        posts.append(
+            Queued(
                 Outbound(body, title="截止提醒", mentions=mentions),
-                to=group_target(group),
+                group_target(group),
                 kind=JOB,
-                dedupe_key=f"{JOB}:{r.instance.id}:{stage}",
-                now=now,
+                dedupe_key=_key(r, stage),
                 coalesce=True,
             )
-        await record_detail(s, JOB, occurrence, f"{queued} reminders of {len(rows)} due")
-    env.nudge()
-    return True
+        )
+    await enqueue_many(s, posts, now=env.clock.now())
+    return len(posts)
+
+
+def _key(r: Coming, stage: str) -> str:
+    return f"{JOB}:{r.id}:{stage}"
+
+
+async def _liaisons(
+    s: AsyncSession, rows: Sequence[Coming], groups: Mapping[str, Group]
+) -> dict[str, dict[int, list[Mention]]]:
+    """Per platform, the liaisons of the units these rows remind there."""
+    units: dict[str, set[int]] = {}
+    for r in rows:
+        units.setdefault(groups[r.group_key].platform, set()).add(r.unit_id)
+    return {p: await mentions_for(s, ids, "liaison", p) for p, ids in units.items()}
+
+
+class _WorkdaysLeft:
+    """Working days from today to a deadline, counted once per deadline."""
+
+    def __init__(self, calendar: WorkCalendar, today: date) -> None:
+        self.calendar, self.today = calendar, today
+        self.known: dict[date, int] = {}
+
+    def __call__(self, due: date) -> int:
+        if due not in self.known:
+            self.known[due] = self.calendar.workdays_between(self.today, due)
+        return self.known[due]

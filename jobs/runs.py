@@ -21,21 +21,37 @@ LATE_AFTER = timedelta(minutes=10)
 
 
 async def claim_occurrence(
-    session: AsyncSession, job: str, occurrence: datetime, now: datetime
+    session: AsyncSession,
+    job: str,
+    occurrence: datetime,
+    now: datetime,
+    *,
+    started: datetime | None = None,
 ) -> bool:
+    """Claim the occurrence as done ``now``; ``started``: when the work began, for a job
+    that claims after it."""
     return await claim(
         session,
         JobRun.__table__,
         {
             "job": job,
             "occurrence": occurrence,
-            "started_at": now,
+            "started_at": started or now,
             "finished_at": now,
             "status": "done",
-            "late": now - occurrence > LATE_AFTER,
+            "late": (started or now) - occurrence > LATE_AFTER,
             "detail": "",
         },
     )
+
+
+async def has_run(session: AsyncSession, job: str, occurrence: datetime) -> bool:
+    """Whether the occurrence is claimed already: a job that works in several transactions
+    and claims in its last looks first, so that a second run does not redo the work."""
+    found = await session.scalar(
+        select(JobRun.id).where(JobRun.job == job, JobRun.occurrence == occurrence)
+    )
+    return found is not None
 
 
 async def record_detail(session: AsyncSession, job: str, occurrence: datetime, detail: str) -> None:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from itertools import groupby
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bot.clock import SHANGHAI, FixedClock
 from bot.db import Database
 from bot.deployment import load
 from bot.duerules import Period
 from bot.ledger.instances import materialise
-from bot.models import AuditEntry, OutboxMessage, TaskInstance, Unit
+from bot.models import AuditEntry, JobRun, OutboxMessage, TaskInstance, Unit
 from bot.render import Renderer
 from bot.sync import sync
 from bot.workdays import WorkCalendar
@@ -149,3 +150,47 @@ async def test_inspect_marks_overdue_once_and_tells_the_admins(env: JobEnv) -> N
         and f"今日新增逾期 {overdue} 项" in report["body"]
     )
     assert not await inspect.run(env, evening)  # the same occurrence: nothing twice
+
+
+async def test_reminders_queued_in_parts_keep_the_post_order(env: JobEnv) -> None:
+    env.clock.at = at(20)
+    assert await remind.run(env, at(20), part=3)
+    async with env.db.begin() as s:
+        queued = (
+            await s.execute(
+                select(OutboxMessage.dedupe_key, OutboxMessage.group_key)
+                .where(OutboxMessage.kind == "remind")
+                .order_by(OutboxMessage.id)
+            )
+        ).all()
+        ids = [int(key.split(":")[1]) for key, _ in queued]
+        found = {
+            i.id: i for i in await s.scalars(select(TaskInstance).where(TaskInstance.id.in_(ids)))
+        }
+    pending = await due_on(env.db, date(2026, 11, 20))
+    later = sum([await due_on(env.db, date(2026, 11, d)) for d in (23, 24, 25)])
+    assert len(queued) == pending + later > 3  # more than one part
+    # Each group's reminders together, by deadline, unit and number within it.
+    runs = [group for group, _ in groupby(g for _, g in queued)]
+    assert len(runs) == len(set(runs))
+    for group in runs:
+        mine = [found[i] for i, (_, g) in zip(ids, queued, strict=True) if g == group]
+        assert mine == sorted(mine, key=lambda i: (i.due_at, i.unit_id, i.no))
+
+
+async def test_a_run_that_died_part_way_is_completed_without_doubles(env: JobEnv) -> None:
+    env.clock.at = at(20)
+    assert await remind.run(env, at(20), part=4)
+    full = await reminders(env.db)
+    # As if the run had died after its first parts: their reminders committed, no claim.
+    async with env.db.begin() as s:
+        await s.execute(delete(JobRun).where(JobRun.job == "remind"))
+        await s.execute(
+            delete(OutboxMessage).where(OutboxMessage.dedupe_key.in_(full[len(full) // 2 :]))
+        )
+    assert await remind.run(env, at(20), part=4)  # the catch-up runs it again
+    assert sorted(await reminders(env.db)) == sorted(full)
+    assert not await remind.run(env, at(20), part=4)  # claimed now: a third run does nothing
+    async with env.db.begin() as s:
+        detail = await s.scalar(select(JobRun.detail).where(JobRun.job == "remind"))
+    assert detail == f"{len(full) - len(full) // 2} reminders of {len(full)} due"
