@@ -19,7 +19,15 @@ from bot.ledger.groups import community_groups, group_post_target
 from bot.ledger.people import UnitRef, Who, find_unit
 from bot.ledger.progress import communities
 from bot.ledger.publication import AlreadyPublished, find, publish
-from bot.ledger.stats import CommunityFigures, Figures, Report, UnitFigures, report, trend
+from bot.ledger.stats import (
+    CommunityFigures,
+    Figures,
+    Report,
+    UnitFigures,
+    report,
+    shortlist,
+    trend,
+)
 from bot.messages import Outbound
 from bot.outbox import enqueue
 from bot.reports import pictures
@@ -72,6 +80,7 @@ async def stats(ctx: Ctx, args: str) -> None:
         await find(ctx.session, KIND, r.period.key) if r.period.cadence == "monthly" else None
     )
     unit = next((u for u in r.ranking if u.unit_id == scope.unit_id), None)
+    show_ranks = published is not None or (who.is_admin and not _in_community_group(ctx))
     # Reading only so far: drawing here holds no write lock.
     chart = pictures.trend(f"{scope.name} 近{len(line)}期按时率", line) if len(line) > 1 else None
     await ctx.reply(
@@ -85,7 +94,8 @@ async def stats(ctx: Ctx, args: str) -> None:
         ranked_units=sum(1 for u in r.ranking if u.rank is not None),
         ranked_communities=sum(1 for c in r.communities if c.rank is not None),
         trend=_trimmed(line),
-        show_ranks=published is not None or (who.is_admin and not _in_community_group(ctx)),
+        listed=shortlist(r.communities, worst=show_ranks),
+        show_ranks=show_ranks,
         published=published,
     )
 

@@ -1,6 +1,8 @@
 """调度: Mondays and mid-month, a roll-call in each community group — who has reported this
 month and who has not — with the lead unit asked for the community's progress, and a digest to
-the admins."""
+the admins (the communities that lag furthest, where there are many).
+
+Posts go in one statement, not one each: a province has 2,500 communities."""
 
 from __future__ import annotations
 
@@ -11,10 +13,10 @@ from sqlalchemy import select
 from bot.clock import SHANGHAI
 from bot.duerules import Period
 from bot.ledger.contacts import mentions_for
-from bot.ledger.stats import period_figures
+from bot.ledger.stats import period_figures, shortlist
 from bot.messages import Outbound
 from bot.models import ChatGroup, Community, CommunityMember
-from bot.outbox import enqueue, group_target
+from bot.outbox import Queued, enqueue_many, group_target
 from bot.workdays import load_calendar
 from jobs.env import JobEnv
 from jobs.runs import claim_occurrence, record_detail
@@ -49,37 +51,45 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
                 )
             ).all()
         }
+        leads: dict[str, set[int]] = {}  # per platform, the lead units asked there
+        for c in communities:
+            group_key, lead = meta.get(c.community_id, (None, None))
+            group = groups.get(group_key or "")
+            if group is not None and lead:
+                leads.setdefault(group.platform, set()).add(lead)
+        liaisons = {p: await mentions_for(s, ids, "liaison", p) for p, ids in leads.items()}
+        posts: list[Queued] = []
         for c in communities:
             group_key, lead = meta.get(c.community_id, (None, None))
             group = groups.get(group_key or "")
             if group is None:
                 continue
-            asked = (
-                (await mentions_for(s, [lead], "liaison", group.platform)).get(lead, [])
-                if lead
-                else []
-            )
+            mentions = liaisons.get(group.platform, {}).get(lead, []) if lead else []
             body = env.renderer.render("posts/dispatch.md.j2", month=month, c=c, day=today)
-            await enqueue(
-                s,
-                Outbound(body, title="工作调度", mentions=tuple(asked)),
-                to=group_target(group),
-                kind=JOB,
-                dedupe_key=f"{JOB}:{today.isoformat()}:{group.id}",
-                now=now,
+            posts.append(
+                Queued(
+                    Outbound(body, title="工作调度", mentions=tuple(mentions)),
+                    group_target(group),
+                    kind=JOB,
+                    dedupe_key=f"{JOB}:{today.isoformat()}:{group.id}",
+                )
             )
         if admin is not None:
             body = env.renderer.render(
-                "posts/dispatch_digest.md.j2", month=month, communities=communities, day=today
+                "posts/dispatch_digest.md.j2",
+                month=month,
+                listed=shortlist(communities),
+                day=today,
             )
-            await enqueue(
-                s,
-                Outbound(body, title="调度周报"),
-                to=group_target(admin),
-                kind=JOB,
-                dedupe_key=f"{JOB}:{today.isoformat()}:admins",
-                now=now,
+            posts.append(
+                Queued(
+                    Outbound(body, title="调度周报"),
+                    group_target(admin),
+                    kind=JOB,
+                    dedupe_key=f"{JOB}:{today.isoformat()}:admins",
+                )
             )
+        await enqueue_many(s, posts, now=now)
         await record_detail(s, JOB, occurrence, f"{len(communities)} communities")
     env.nudge()
     return True

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import SHANGHAI
 from bot.duerules import Period
 from bot.ledger.publication import find
-from bot.ledger.stats import Report, report, trend
+from bot.ledger.stats import Report, report, shortlist, trend
 from bot.messages import Outbound
 from bot.outbox import enqueue, group_target
 from bot.render import Renderer
@@ -80,6 +80,7 @@ async def render(renderer: Renderer, session: AsyncSession, r: Report) -> str:
         "posts/monthly_report.md.j2",
         month=r.period,
         r=r,
+        listed=shortlist(r.communities),
         ranked=ranked,
         unranked=r.ranking[len(ranked) :],
         publication=await find(session, KIND, r.period.key),

@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 NO_COMMUNITY = "未编入共同体"
+# Communities a chat post lists by name, at most: a province has 2,500, a post holds a few
+# kilobytes, and the workbook (导出) has every one.
+SHORTLIST = 15
 
 
 @dataclass
@@ -203,6 +206,35 @@ async def period_figures(
         c.units.append(u)
         c.figures.add(u.figures)
     return sorted(communities.values(), key=_community_order)
+
+
+@dataclass(frozen=True, slots=True)
+class Shortlist:
+    """The communities a post lists: all of them, or those that lag furthest."""
+
+    shown: list[CommunityFigures]
+    total: int  # communities in all
+
+    @property
+    def partial(self) -> bool:
+        return len(self.shown) < self.total
+
+    @property
+    def left_out(self) -> int:
+        return self.total - len(self.shown)
+
+
+def shortlist(
+    communities: Sequence[CommunityFigures], limit: int = SHORTLIST, *, worst: bool = True
+) -> Shortlist:
+    """All of ``communities``, in their order, where there are ``limit`` or fewer; else the
+    ``limit`` with the lowest on-time rate (then the most overdue), the worst first, leaving
+    out those with nothing fallen due. ``worst=False``: the first ``limit`` in their order,
+    for a reader who may not see rankings yet."""
+    if len(communities) <= limit or not worst:
+        return Shortlist(list(communities[:limit]), len(communities))
+    judged = [c for c in communities if c.figures.rate is not None]
+    return Shortlist(sorted(judged, key=community_key, reverse=True)[:limit], len(communities))
 
 
 def ranking_key(u: UnitFigures) -> tuple[bool, float, int, float, int]:
