@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
+from sqlalchemy import text
 
-from bot.app import DEPS, YOUNG_GENERATION, create_app
+from bot.app import DEPS, READY_WITHIN, YOUNG_GENERATION, create_app
 from bot.clock import FixedClock
 from bot.deployment import load
 from bot.messages import Inbound
@@ -160,3 +161,24 @@ async def test_what_start_up_built_is_kept_out_of_the_collectors_way(
     await client.close()
     assert gc.get_freeze_count() == 0  # and collectable again once the app is gone
     assert gc.get_threshold() == before
+
+
+async def test_ready_while_a_job_holds_the_writer(
+    aiohttp_client: Any, database_url: str, tmp_path: Path, clock: FixedClock
+) -> None:
+    settings = Settings(database_url=database_url, config=tmp_path, scheduler_enabled=False)
+    deployment = load(write(tmp_path, mini()), env=ENV)
+
+    async def dispatch(msg: Inbound) -> None:
+        pass
+
+    client = await aiohttp_client(create_app(settings, clock, deployment, dispatch))
+    db = client.app[DEPS].db
+    # A long job's transaction: on SQLite the one writer connection is taken until it ends.
+    async with db.begin() as s:
+        await s.execute(text("UPDATE units SET active = active"))
+        async with asyncio.timeout(READY_WITHIN + 1):
+            ready = await client.get("/readyz")
+        body = await ready.json()
+    assert ready.status == 200 and body["checks"]["database"] and body["checks"]["schema"]
+    await client.close()
