@@ -44,20 +44,24 @@ async def run(env: JobEnv, occurrence: datetime, *, part: int = PART) -> bool:
             return False
         calendar = await load_calendar(s)
     workday = calendar.is_workday(today)
-    ids: list[int] = []
+    due: list[tuple[int, date]] = []
     if workday:
         async with env.db.reading() as s:
-            ids = await coming_due(s, today, calendar.add_workdays(today, ahead))
+            due = await coming_due(s, today, calendar.add_workdays(today, ahead))
     left = _WorkdaysLeft(calendar, today)
-    for first in range(0, len(ids), part):
+    for first in range(0, len(due), part):
         async with env.db.begin() as s:
-            rows = await coming(s, ids[first : first + part])
+            # Only what was not reminded in its stage yet is read and rendered: on most days
+            # that is the few deadlines just come within reach.
+            keyed = {_key(i, day, today): i for i, day in due[first : first + part]}
+            taken = await queued_already(s, list(keyed))
+            rows = await coming(s, [i for key, i in keyed.items() if key not in taken])
             queued += await _remind(env, s, rows, today, left, groups)
         env.nudge()
     async with env.db.begin() as s:
         if not await claim_occurrence(s, JOB, occurrence, env.clock.now(), started=started):
             return False
-        detail = f"{queued} reminders of {len(ids)} due" if workday else "not a working day"
+        detail = f"{queued} reminders of {len(due)} due" if workday else "not a working day"
         await record_detail(s, JOB, occurrence, detail)
     return True
 
@@ -70,10 +74,8 @@ async def _remind(
     left: _WorkdaysLeft,
     groups: Mapping[str, Group],
 ) -> int:
-    """Queue the reminders of ``rows`` not queued before; how many were."""
-    staged = [(r, "due" if r.due == today else "ahead") for r in rows if r.group_key in groups]
-    taken = await queued_already(s, [_key(r, stage) for r, stage in staged])
-    fresh = [(r, stage) for r, stage in staged if _key(r, stage) not in taken]
+    """Queue the reminders of ``rows``; how many were."""
+    fresh = [(r, _stage(r.due, today)) for r in rows if r.group_key in groups]
     liaisons = await _liaisons(s, [r for r, _ in fresh], groups)
     posts = []
     for r, stage in fresh:
@@ -85,7 +87,7 @@ async def _remind(
                 Outbound(body, title="截止提醒", mentions=mentions),
                 group_target(group),
                 kind=JOB,
-                dedupe_key=_key(r, stage),
+                dedupe_key=_key(r.id, r.due, today),
                 coalesce=True,
             )
         )
@@ -93,8 +95,12 @@ async def _remind(
     return len(posts)
 
 
-def _key(r: Coming, stage: str) -> str:
-    return f"{JOB}:{r.id}:{stage}"
+def _stage(due: date, today: date) -> str:
+    return "due" if due == today else "ahead"
+
+
+def _key(instance: int, due: date, today: date) -> str:
+    return f"{JOB}:{instance}:{_stage(due, today)}"
 
 
 async def _liaisons(

@@ -54,23 +54,32 @@ class Coming:
     group_key: str
 
 
-async def coming_due(session: AsyncSession, first: date, last: date) -> list[int]:
-    """The ids of open instances whose deadline day lies in [first, last], of active units in
-    a community with a group, in post order: only ids, for a province has a hundred thousand
-    in a reminder window (``coming`` reads them a part at a time)."""
+async def coming_due(session: AsyncSession, first: date, last: date) -> list[tuple[int, date]]:
+    """(id, deadline day) of the open instances whose deadline day lies in [first, last], of
+    active units in a community with a group, in post order: only that, for a province has a
+    hundred thousand in a reminder window (``coming`` reads them a part at a time)."""
     start = datetime.combine(first, time.min, SHANGHAI)
     end = datetime.combine(last, time.max, SHANGHAI)
     stmt = _in_post_order(
-        select(TaskInstance.id),
+        select(TaskInstance.id, TaskInstance.due_at),
         TaskInstance.status.in_(OPEN),
         TaskInstance.due_at.between(start, end),
         ChatGroup.key.is_not(None),
     )
-    return list(await session.scalars(stmt))
+    days: dict[datetime, date] = {}  # a few deadlines among a hundred thousand instances
+    out = []
+    for iid, due_at in await session.execute(stmt):
+        day = days.get(due_at)
+        if day is None:
+            day = days[due_at] = due_at.astimezone(SHANGHAI).date()
+        out.append((iid, day))
+    return out
 
 
 async def coming(session: AsyncSession, ids: Sequence[int]) -> list[Coming]:
     """The instances ``ids`` as 提示 names them, in the order given: those still open."""
+    if not ids:
+        return []
     rows = await session.execute(
         # By id alone: with the status in the WHERE clause SQLite walks the status index,
         # a third of a province's instances, for each part.
