@@ -10,6 +10,7 @@ import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -31,6 +32,29 @@ def current_rss_mb() -> float:
     """This process's resident set size now, in MiB (Linux)."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class RssSampler:
+    """The highest RSS seen while the block runs, sampled every 5 ms by a thread (the block's
+    own peak: ru_maxrss would be the configuration's load or apply, earlier)."""
+
+    def __init__(self) -> None:
+        self.peak = current_rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, current_rss_mb())
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, current_rss_mb())
 
 
 def load_average() -> str:

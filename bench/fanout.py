@@ -39,7 +39,6 @@ import math
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -51,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (
     ROOT,
+    RssSampler,
     backend,
     current_rss_mb,
     fresh_database,
@@ -139,29 +139,6 @@ def serve_fakes(out: Path, shape: Shape, window: float) -> None:
 
 
 # --- the benchmark -------------------------------------------------------------------------
-
-
-class RssSampler:
-    """The highest RSS seen while the block runs, sampled every 5 ms by a thread (the block's
-    own peak: ru_maxrss would be the configuration's load or apply, earlier)."""
-
-    def __init__(self) -> None:
-        self.peak = current_rss_mb()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, current_rss_mb())
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, current_rss_mb())
 
 
 async def first_workday(db: Any, today: date) -> date:
