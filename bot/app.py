@@ -36,7 +36,7 @@ from bot.files import FILES, FileServer, add_file_routes, file_path, store_file
 from bot.inbound import ORPHANED_AFTER, Dispatch, Inbox
 from bot.leader import Leadership, startup_lock
 from bot.links import LINKS, Links, link_secret
-from bot.memory import QuietTrim
+from bot.memory import QuietTrim, giving_back
 from bot.messages import Inbound
 from bot.metrics import METRICS, Metrics, metrics_view
 from bot.platforms import robot_names, webhook_adapters
@@ -136,7 +136,7 @@ async def _lifespan(
             async def run_job(name: str, occurrence: datetime) -> None:
                 body = BY_NAME[name].run
                 if body is not None:
-                    await body(env, occurrence)
+                    await giving_back(body(env, occurrence))
 
             scheduling = Scheduling(db, scheduler, loaded, clock, calendar, run_job)
             services = {SCHEDULING: scheduling, LINKS: links}

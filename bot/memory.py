@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import logging
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How often the quiet watch looks. A trim of a serving process's heap took 0.5–1.8 ms, paid
 # once a burst, never while callbacks arrive.
@@ -62,6 +64,29 @@ def give_back_freed_memory() -> None:
     except (OSError, AttributeError):
         return
     trim(0)
+
+
+def collect_and_give_back() -> None:
+    """Collect the cyclic garbage, then give back what is free: after a scheduled job."""
+    gc.collect()
+    give_back_freed_memory()
+
+
+async def giving_back(
+    work: Awaitable[T], give_back: Callable[[], None] = collect_and_give_back
+) -> T:
+    """``await work``, then collect and give back what it freed, whether it succeeded or not.
+
+    A scheduled job reads and renders tens of thousands of rows and leaves their ORM objects'
+    cycles behind. Left to the collector, they are found by the next full collection, in the
+    middle of whichever request happens to trigger it (a 本月任务 took 129–145 ms instead of
+    5 after a province's 提示, measured in bench/scans.py). Here the job pays for its own
+    garbage, once, as it ends; and no burst of callbacks need follow it for the memory to go
+    back."""
+    try:
+        return await work
+    finally:
+        give_back()
 
 
 class Work(Protocol):

@@ -13,7 +13,7 @@ import pytest
 from bot.clock import FixedClock
 from bot.db import Database
 from bot.inbound import Inbox
-from bot.memory import QuietTrim, give_back_freed_memory
+from bot.memory import QuietTrim, give_back_freed_memory, giving_back
 from tests.test_inbox import NOW, Recorder, message
 
 glibc_only = pytest.mark.skipif(
@@ -147,3 +147,19 @@ async def test_memory_goes_back_once_a_burst_is_over_and_never_during_one(db: Da
     assert trim.check()
     assert give_back.calls == 2
     assert record.handled[-1] == "late"
+
+
+async def test_memory_goes_back_after_each_job_however_it_ends() -> None:
+    give_back = Counting()
+
+    async def job(fail: bool) -> str:
+        assert give_back.calls == (1 if fail else 0)  # not before the job is over
+        if fail:
+            raise RuntimeError("the job failed")
+        return "done"
+
+    assert await giving_back(job(False), give_back) == "done"
+    assert give_back.calls == 1
+    with pytest.raises(RuntimeError):
+        await giving_back(job(True), give_back)
+    assert give_back.calls == 2
