@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, TypeVar
@@ -66,14 +66,8 @@ async def coming_due(session: AsyncSession, first: date, last: date) -> list[tup
         TaskInstance.due_at.between(start, end),
         ChatGroup.key.is_not(None),
     )
-    days: dict[datetime, date] = {}  # a few deadlines among a hundred thousand instances
-    out = []
-    for iid, due_at in await session.execute(stmt):
-        day = days.get(due_at)
-        if day is None:
-            day = days[due_at] = due_at.astimezone(SHANGHAI).date()
-        out.append((iid, day))
-    return out
+    day = _deadline_days()
+    return [(iid, day(due_at)) for iid, due_at in await session.execute(stmt)]
 
 
 async def coming(session: AsyncSession, ids: Sequence[int]) -> list[Coming]:
@@ -100,15 +94,11 @@ async def coming(session: AsyncSession, ids: Sequence[int]) -> list[Coming]:
         .join(ChatGroup, ChatGroup.id == Community.group_id)
         .where(among(session, TaskInstance.id, ids), Unit.active)
     )
-    days: dict[datetime, date] = {}  # a few deadlines among thousands of instances
+    day = _deadline_days()
     found = {}
     for iid, no, status, due_at, title, unit_id, short, group_key in rows:
-        if status not in OPEN:
-            continue
-        day = days.get(due_at)
-        if day is None:
-            day = days[due_at] = due_at.astimezone(SHANGHAI).date()
-        found[iid] = Coming(iid, no, status, day, title, unit_id, short, group_key)
+        if status in OPEN:
+            found[iid] = Coming(iid, no, status, day(due_at), title, unit_id, short, group_key)
     return [found[i] for i in ids if i in found]
 
 
@@ -174,14 +164,11 @@ async def overdue(
             *where,
         )
     )
-    days: dict[datetime, date] = {}  # a few hundred deadlines among thousands of instances
-    out = []
-    for iid, no, period, due_at, title, unit_id, short, group_key in rows:
-        day = days.get(due_at)
-        if day is None:
-            day = days[due_at] = due_at.astimezone(SHANGHAI).date()
-        out.append(Overdue(iid, no, period, day, title, unit_id, short, group_key))
-    return out
+    day = _deadline_days()
+    return [
+        Overdue(iid, no, period, day(due_at), title, unit_id, short, group_key)
+        for iid, no, period, due_at, title, unit_id, short, group_key in rows
+    ]
 
 
 async def count_overdue(session: AsyncSession) -> int:
@@ -213,6 +200,20 @@ async def _rows(session: AsyncSession, *where: object) -> list[Row]:
     return [
         Row(i, title, uid, short, cname or "", gkey) for i, title, uid, short, cname, gkey in rows
     ]
+
+
+def _deadline_days() -> Callable[[datetime], date]:
+    """A deadline's day in Beijing, worked out once per deadline: a few hundred deadlines
+    among a hundred thousand instances."""
+    days: dict[datetime, date] = {}
+
+    def day(due_at: datetime) -> date:
+        found = days.get(due_at)
+        if found is None:
+            found = days[due_at] = due_at.astimezone(SHANGHAI).date()
+        return found
+
+    return day
 
 
 _S = TypeVar("_S", bound="Select[*tuple[Any, ...]]")
