@@ -14,6 +14,7 @@ first run queued from going out twice.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import SHANGHAI
 from bot.deployment.schema import Group
 from bot.ledger.contacts import mentions_for
-from bot.ledger.due import Coming, coming, coming_due
+from bot.ledger.due import Coming, Window, coming, coming_due
 from bot.messages import Mention, Outbound
 from bot.outbox import Queued, enqueue_many, group_target, queued_already
 from bot.workdays import WorkCalendar, load_calendar
@@ -44,7 +45,7 @@ async def run(env: JobEnv, occurrence: datetime, *, part: int = PART) -> bool:
             return False
         calendar = await load_calendar(s)
     workday = calendar.is_workday(today)
-    due: list[tuple[int, date]] = []
+    due = Window(array("q"), [])
     if workday:
         async with env.db.reading() as s:
             due = await coming_due(s, today, calendar.add_workdays(today, ahead))
@@ -53,7 +54,7 @@ async def run(env: JobEnv, occurrence: datetime, *, part: int = PART) -> bool:
         async with env.db.begin() as s:
             # Only what was not reminded in its stage yet is read and rendered: on most days
             # that is the few deadlines just come within reach.
-            keyed = {_key(i, day, today): i for i, day in due[first : first + part]}
+            keyed = {_key(i, day, today): i for i, day in due.part(first, part)}
             taken = await queued_already(s, list(keyed))
             rows = await coming(s, [i for key, i in keyed.items() if key not in taken])
             queued += await _remind(env, s, rows, today, left, groups)
