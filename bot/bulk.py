@@ -35,7 +35,7 @@ async def insert_rows(
     """Insert ``rows`` (values in the order of ``columns``); the number of rows given.
 
     ``skip_existing``: a row whose unique key is taken is left out (ON CONFLICT DO NOTHING;
-    on PostgreSQL an executemany then, as COPY cannot skip)."""
+    on PostgreSQL COPY cannot skip, so the rows are copied into a temporary table first)."""
     await session.flush()  # what the session holds goes first, as it would with insert()
     conn = await session.connection()
     dialect = conn.dialect  # PostgreSQL (asyncpg) or SQLite (aiosqlite), as bot.db serves
@@ -48,7 +48,6 @@ async def insert_rows(
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(marks)})"
     if skip_existing:
         sql += " ON CONFLICT DO NOTHING"
-    copy = postgres and not skip_existing
     written, source = 0, iter(rows)
     while chunk := list(islice(source, BATCH)):
         # Column by column: one conversion function per column, run by map, not per cell.
@@ -57,12 +56,34 @@ async def insert_rows(
             if c is not None:
                 cols[i] = map(c, cols[i])
         batch = list(zip(*cols, strict=True))
-        if copy:
+        if postgres and skip_existing:
+            await _copy_skipping_existing(driver, table.name, columns, batch)
+        elif postgres:
             await driver.copy_records_to_table(table.name, records=batch, columns=list(columns))
         else:
             await driver.executemany(sql, batch)
         written += len(batch)
     return written
+
+
+async def _copy_skipping_existing(
+    driver: Any, table: str, columns: Sequence[str], batch: list[tuple[Any, ...]]
+) -> None:
+    """PostgreSQL: COPY into a temporary table of the same columns, then INSERT … SELECT …
+    ON CONFLICT DO NOTHING. An executemany sends each row as a statement of its own: 46 µs a
+    row, 0.5 s of 督办's heaviest day (10,360 posts) and seconds of 提示's 113,400."""
+    names = ", ".join(columns)
+    staging = f"_staged_{table}"
+    await driver.execute(
+        f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS"
+        f" SELECT {names} FROM {table} WITH NO DATA"
+    )
+    await driver.copy_records_to_table(staging, records=batch, columns=list(columns))
+    await driver.execute(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} ORDER BY ctid"
+        " ON CONFLICT DO NOTHING;"
+        f" DROP TABLE {staging}"
+    )
 
 
 async def insert_new_sqlite(

@@ -114,6 +114,18 @@ async def test_enqueue_many_queues_in_order_and_skips_known_keys(
     ]
     assert rows[1].mergeable and rows[1].body["mentions"][0]["user_id"] == "u1"
     assert rows[1].next_attempt_at == now and rows[1].group_key == "g_a"
+    # Twice in one transaction, a thousand rows whose keys sort against the order given:
+    # queued in the order given (on PostgreSQL through a temporary table, made and dropped
+    # by each call).
+    keys = [f"k:{i:04d}" for i in range(1000, 0, -1)]
+    async with db.begin() as s:
+        for half in (keys[:500], keys[500:]):
+            await enqueue_many(s, [Queued(Outbound(k), to, "k", k) for k in half], now=now)
+    async with db.begin() as s:
+        queued = (
+            await s.scalars(select(OutboxMessage.dedupe_key).order_by(OutboxMessage.id))
+        ).all()
+    assert queued == ["k:1", "k:2", "k:3", *keys]
 
 
 def test_the_window_counts_from_when_the_requests_were_made() -> None:
