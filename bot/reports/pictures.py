@@ -1,37 +1,99 @@
 """The charts a report carries, made from the ledger's figures.
 
-Rendering takes 0.2–2 s of CPU, so it runs in a worker thread, and callers render before they
-write: a transaction that holds SQLite's write lock must not wait for matplotlib. A missing
-font or a failed chart costs the picture, never the report (a warning says why).
+A chart is drawn in a child process of its own (`Drawer`), started when one is first needed
+and ended once none has been asked for in IDLE_SECONDS. matplotlib's import costs the process
+that makes it some 57 MB for good and a second; the server draws a few charts a month (the
+月报, a `统计` now and then), and stays the size it was. A child that dies, a missing font
+or a failed chart costs the picture, never the report (a warning says why). Callers render
+before they write: a transaction that holds SQLite's write lock must not wait for a chart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import sys
-from collections.abc import Callable, Sequence
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
 
 from bot.duerules import Period
 from bot.ledger.matrix import Matrix
 from bot.ledger.stats import Figures, Report, shortlist
 
-__all__ = ["completion", "matrix", "render", "trend"]
+__all__ = ["Drawer", "Drawing", "completion", "matrix", "render", "trend"]
 
 log = logging.getLogger(__name__)
 Line = Sequence[tuple[Period, Figures]]
+IDLE_SECONDS = 120.0
 
 
-async def render(draw: Callable[[], bytes], what: str) -> bytes | None:
+@dataclass(frozen=True, slots=True)
+class Drawing:
+    """A chart to draw: a function of bot.reports.charts and its arguments, plain data that
+    goes to the child process as it is. Called, it draws here."""
+
+    chart: str
+    args: tuple[Any, ...]
+
+    def __call__(self) -> bytes:
+        from bot.reports import charts
+
+        png: bytes = getattr(charts, self.chart)(*self.args)
+        return png
+
+
+class Drawer:
+    """Draws in one child process, started on demand, ended when idle."""
+
+    def __init__(self, idle: float = IDLE_SECONDS) -> None:
+        self.idle = idle
+        self.pool: ProcessPoolExecutor | None = None
+        self._drawing = 0
+        self._closing: asyncio.TimerHandle | None = None
+
+    async def draw(self, drawing: Drawing) -> bytes:
+        loop = asyncio.get_running_loop()
+        if self._closing is not None:
+            self._closing.cancel()
+        if self.pool is None:
+            # spawn: a fresh interpreter, not a fork of a server with threads and sockets.
+            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        pool = self.pool
+        self._drawing += 1
+        try:
+            return await loop.run_in_executor(pool, drawing)
+        except BrokenProcessPool:
+            if pool is self.pool:  # a broken pool stays broken: the next chart starts anew
+                self.pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            self._drawing -= 1
+            if not self._drawing:
+                self._closing = loop.call_later(self.idle, self.close)
+
+    def close(self) -> None:
+        """End the child, if nothing is being drawn."""
+        if self.pool is not None and not self._drawing:
+            self.pool.shutdown(wait=False)
+            self.pool = None
+
+
+_drawer = Drawer()
+
+
+async def render(drawing: Drawing, what: str) -> bytes | None:
     try:
-        return await asyncio.to_thread(draw)
+        return await _drawer.draw(drawing)
     except Exception:  # a picture is an extra: the text of the report still goes out
         log.warning("chart %s not drawn", what, exc_info=True)
         return None
 
 
-def completion(r: Report) -> Callable[[], bytes]:
+def completion(r: Report) -> Drawing:
     """Each community's bar; of a province's thousands, those the report lists (a bar each
     for 2,500 took two minutes and 1.6 GB, and made a picture no robot would take)."""
     listed = shortlist(r.communities)
@@ -39,61 +101,21 @@ def completion(r: Report) -> Callable[[], bytes]:
     title = f"{r.period.label} 各共同体完成情况"
     if listed.partial:
         title = f"{r.period.label} 按时率最低的{len(rows)}个共同体（共{listed.total}个）"
-
-    def draw() -> bytes:
-        _import_charts()
-        from bot.reports import charts
-
-        return charts.completion_by_community(title, rows)
-
-    return draw
+    return Drawing("completion_by_community", (title, rows))
 
 
-def trend(title: str, line: Line) -> Callable[[], bytes]:
-    points = [(tick(p), f.rate, f.assigned) for p, f in line]
-
-    def draw() -> bytes:
-        _import_charts()
-        from bot.reports import charts
-
-        return charts.trend(title, points)
-
-    return draw
+def trend(title: str, line: Line) -> Drawing:
+    return Drawing("trend", (title, [(tick(p), f.rate, f.assigned) for p, f in line]))
 
 
-def matrix(title: str, m: Matrix) -> Callable[[], bytes]:
+def matrix(title: str, m: Matrix) -> Drawing:
     units = [short for _, short in m.units]
     tasks = [name for _, name in m.tasks]
     states = [
         [cell.state if (cell := m.cells.get((u, t))) else None for t, _ in m.tasks]
         for u, _ in m.units
     ]
-
-    def draw() -> bytes:
-        _import_charts()
-        from bot.reports import charts
-
-        return charts.status_matrix(title, units, tasks, states)
-
-    return draw
-
-
-def _import_charts() -> None:
-    """Import bot.reports.charts, when first drawn: matplotlib's import costs a second.
-
-    What that import builds (some hundred thousand objects) lives as long as the process, like
-    what start-up built, and is frozen as that is (bot/app.py): otherwise every full collection
-    walks it, in the middle of whichever request triggers one (a 本月任务 took 60–77 ms after a
-    月报 in bench/scans.py, against 5 ms). Collected first, so no garbage is frozen with it."""
-    if _CHARTS in sys.modules:
-        return
-    import bot.reports.charts  # noqa: F401
-
-    gc.collect()
-    gc.freeze()
-
-
-_CHARTS = "bot.reports.charts"
+    return Drawing("status_matrix", (title, units, tasks, states))
 
 
 def tick(p: Period) -> str:
