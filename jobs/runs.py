@@ -3,7 +3,9 @@
 If the process dies mid-job the transaction rolls back, the claim with it, and the catch-up on
 start runs the occurrence again; a job that committed never runs twice for the same time.
 Every post a job enqueues also carries a per-period deduplication key, so even a job run by
-hand for the same period cannot post twice.
+hand for the same period cannot post twice. A job too large for one transaction (提示 at a
+province's scale) writes in parts and claims in its last; its keys make the parts safe to
+write again.
 """
 
 from __future__ import annotations
