@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from aiohttp import web
 from bot.adapters.base import Destination
 from bot.clock import FixedClock
 from bot.console import ConsoleFeed, ConsoleSender, add_console_routes
-from bot.console.roster import roster
+from bot.console.roster import Lookup, roster
 from bot.console.routes import CONSOLE
 from bot.db import Database
 from bot.deployment import Loaded, load
@@ -181,3 +182,20 @@ async def test_the_directory_is_made_once_for_requests_arriving_together(
     bodies = {await a.read() for a in answers}
     assert len(bodies) == 1 and {a.status for a in answers} == {200}
     assert made.gzipped() is made.gzipped()  # kept, not made again
+
+
+def test_a_lookup_answers_as_the_dict_it_replaces_at_under_half_its_size() -> None:
+    pairs = [(f"p{i:06d}", f"名{i}") for i in range(200_004, 0, -1)]  # a province's people
+    pairs += [("p000007", "后来的"), ("w1", "甲"), ("w1", "乙")]
+    looked = Lookup(pairs)
+    plain: dict[str, str] = {}
+    for key, value in pairs:
+        plain.setdefault(key, value)
+    assert len(looked) == len(plain)
+    assert all(looked[k] == v and k in looked for k, v in plain.items())
+    assert looked["p000007"] == "名7" and looked["w1"] == "甲"  # the first one named stays
+    assert looked.get("p999999") is None and "p999999" not in looked and "" not in looked
+    with pytest.raises(KeyError):
+        looked["nobody"]
+    lists = sys.getsizeof(looked._keys) + sys.getsizeof(looked._values)
+    assert lists < sys.getsizeof(plain) / 2

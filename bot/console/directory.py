@@ -60,7 +60,7 @@ def _pieces(deployment: Loaded) -> Iterator[str]:
     units_of: dict[str, Unit | list[Unit]] = {}
     for unit in spec.units:
         for pid in dict.fromkeys([unit.secretary, *unit.liaisons]):
-            if pid in names:
+            if pid is not None and pid in names:
                 held = units_of.setdefault(pid, unit)
                 if isinstance(held, list):
                     held.append(unit)
