@@ -60,17 +60,23 @@ TARGETS = {"supervise": 2.0, "inspect": 2.0}
 
 
 def _schedule(calendar: Any, day: date) -> list[tuple[str, dtime]]:
-    """The jobs that run on ``day`` at their default times (jobs/registry.py), in order."""
-    jobs = [("remind", dtime(9, 0))]
-    if day.weekday() == 0 or day.day == 15:
-        jobs.append(("dispatch", dtime(9, 0)))
-    jobs += [("supervise", dtime(9, 30)), ("recheck", dtime(10, 0))]
-    first = day.replace(day=1)
-    while not calendar.is_workday(first):
-        first += timedelta(days=1)
-    if day == first:
-        jobs.append(("monthly_report", dtime(10, 0)))
-    return [*jobs, ("inspect", dtime(17, 30))]
+    """The jobs that fire on ``day`` by their built-in schedules (jobs/registry.py), read by
+    the server's own parser, in the order of their times; not 月度分解, which
+    bench/fanout.py measures on a month of its own."""
+    from bot.clock import SHANGHAI
+    from bot.schedules.parse import parse_schedule
+    from jobs.registry import JOBS
+
+    before = datetime.combine(day, dtime.min, SHANGHAI) - timedelta(microseconds=1)
+    fires = [
+        (at.time(), job.name)
+        for job in JOBS
+        if job.run is not None and job.name != "breakdown"
+        for at in parse_schedule(job.default).next_fire_times(before, calendar, count=4)
+        if at.date() == day
+    ]
+    fires.sort(key=lambda fire: fire[0])  # stable: jobs at the same time in registry order
+    return [(name, at) for at, name in fires]
 
 
 def _days(calendar: object, start: date, n: int) -> list[date]:
