@@ -51,19 +51,18 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
                 )
             ).all()
         }
-        leads: dict[str, set[int]] = {}  # per platform, the lead units asked there
+        placed = []  # (community, its configured group, its lead unit)
         for c in communities:
             group_key, lead = meta.get(c.community_id, (None, None))
-            group = groups.get(group_key or "")
-            if group is not None and lead:
+            if (group := groups.get(group_key or "")) is not None:
+                placed.append((c, group, lead))
+        leads: dict[str, set[int]] = {}  # per platform, the lead units asked there
+        for _, group, lead in placed:
+            if lead:
                 leads.setdefault(group.platform, set()).add(lead)
         liaisons = {p: await mentions_for(s, ids, "liaison", p) for p, ids in leads.items()}
         posts: list[Queued] = []
-        for c in communities:
-            group_key, lead = meta.get(c.community_id, (None, None))
-            group = groups.get(group_key or "")
-            if group is None:
-                continue
+        for c, group, lead in placed:
             mentions = liaisons.get(group.platform, {}).get(lead, []) if lead else []
             body = env.renderer.render("posts/dispatch.md.j2", month=month, c=c, day=today)
             posts.append(
