@@ -14,7 +14,6 @@ first run queued from going out twice.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
@@ -45,7 +44,7 @@ async def run(env: JobEnv, occurrence: datetime, *, part: int = PART) -> bool:
             return False
         calendar = await load_calendar(s)
     workday = calendar.is_workday(today)
-    due = Window(array("q"), [])
+    due = Window()
     if workday:
         async with env.db.reading() as s:
             due = await coming_due(s, today, calendar.add_workdays(today, ahead))

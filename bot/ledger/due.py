@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any, TypeVar
 
@@ -60,8 +60,8 @@ class Window:
     """The instances in a reminder window, by id and deadline day, in post order: two flat
     columns (8 bytes an id, a pointer a day), for a province has a hundred thousand."""
 
-    ids: array[int]
-    days: list[date]
+    ids: array[int] = field(default_factory=lambda: array("q"))
+    days: list[date] = field(default_factory=list)
 
     def part(self, first: int, size: int) -> list[tuple[int, date]]:
         last = first + size
@@ -84,7 +84,7 @@ async def coming_due(session: AsyncSession, first: date, last: date) -> Window:
         ChatGroup.key.is_not(None),
     )
     day = _deadline_days()
-    window = Window(array("q"), [])
+    window = Window()
     result = await session.stream(stmt)  # a part at a time, not 113,400 Rows at once
     async for rows in result.partitions(5000):
         for iid, due_at in rows:
