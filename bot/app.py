@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -24,6 +25,7 @@ from bot.console import (
     showing_inbound,
     showing_inbound_many,
 )
+from bot.console.roster import Roster
 from bot.dashboard import DASHBOARD, Dashboard, add_dashboard_routes
 from bot.db import Database
 from bot.delivery import DeliveryWorker
@@ -62,6 +64,12 @@ YOUNG_GENERATION = 20_000
 READY_WITHIN = 5.0
 
 
+@dataclass(frozen=True)
+class ConsoleParts:
+    feed: ConsoleFeed
+    roster: Roster
+
+
 def create_app(
     settings: Settings,
     clock: Clock | None = None,
@@ -69,7 +77,11 @@ def create_app(
     dispatch: Dispatch | None = None,
 ) -> web.Application:
     clock = clock or process_clock(settings)
-    loaded = deployment or load(settings.config, live=settings.delivery == "platform")
+    full = deployment or load(settings.config, live=settings.delivery == "platform")
+    # The server keeps the configuration without its people: start-up syncs them into the
+    # database, the console's roster packs them, and the lifespan then lets them go.
+    loaded, to_sync = full.without_people(), [full]
+    del full
     app = web.Application(client_max_size=1024 * 1024)
     app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
     app[METRICS] = Metrics()
@@ -77,12 +89,12 @@ def create_app(
     add_routes(app)
     add_file_routes(app)
     add_dashboard_routes(app)
-    feed: ConsoleFeed | None = None
+    console: ConsoleParts | None = None
     if settings.console:
         # Routes, middlewares and shutdown signals freeze before the lifespan runs.
-        feed = ConsoleFeed(clock)
-        add_console_routes(app, feed, loaded)
-    app.cleanup_ctx.append(partial(_lifespan, settings, clock, loaded, dispatch, feed))
+        console = ConsoleParts(ConsoleFeed(clock), Roster())
+        add_console_routes(app, console.feed, loaded, console.roster)
+    app.cleanup_ctx.append(partial(_lifespan, settings, clock, loaded, to_sync, dispatch, console))
     return app
 
 
@@ -90,17 +102,23 @@ async def _lifespan(
     settings: Settings,
     clock: Clock,
     loaded: Loaded,
+    to_sync: list[Loaded],
     dispatch: Dispatch | None,
-    feed: ConsoleFeed | None,
+    console: ConsoleParts | None,
     app: web.Application,
 ) -> AsyncIterator[None]:
+    feed = console.feed if console else None
     db = Database(settings.database_url)
     scheduler = scheduler_for(clock)
     metrics = app[METRICS]
     try:
         async with startup_lock(settings.database_url):  # instances started together take turns
             await prepare_database(db, settings.auto_migrate)
-            await apply_config(db, loaded, clock)
+            full = to_sync.pop()
+            await apply_config(db, full, clock)
+            if console is not None:
+                console.roster.learn(full.spec.people)
+            del full
             await materialise_current(db, clock)
         async with db.begin() as session:
             secret = await link_secret(
@@ -120,7 +138,7 @@ async def _lifespan(
                 settings,
                 http,
                 clock,
-                console=ConsoleSender(feed, loaded) if feed else None,
+                console=ConsoleSender(console.feed, loaded, console.roster) if console else None,
                 aibot_transport=transport,
                 publish_image=image_publisher(db, links, clock, settings.image_link_days),
             )

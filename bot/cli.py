@@ -253,9 +253,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     loaded = _load(settings, None)
     if loaded is None:
         return 1
+    app = create_app(settings, deployment=loaded)
+    del loaded  # the app lets the people go after start-up: nothing here may keep them
     try:
         web.run_app(
-            create_app(settings, deployment=loaded),
+            app,
             host=settings.host,
             port=settings.port,
             print=None,

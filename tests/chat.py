@@ -47,19 +47,22 @@ STAFF = {  # person id → DingTalk staffId, from config/sample/units.yaml
 
 class Chat:
     def __init__(
-        self, client: Any, fake: FakeDingTalk, clock: FixedClock, wecom: FakeWeCom
+        self,
+        client: Any,
+        fake: FakeDingTalk,
+        clock: FixedClock,
+        wecom: FakeWeCom,
+        deployment: Loaded,
     ) -> None:
         self.client, self.fake, self.clock = client, fake, clock
         self.wecom = wecom  # the admins' group (g_admins) is a WeCom robot in the sample
+        # The configuration as loaded: the server keeps it without its people.
+        self.deployment = deployment
         self._ids = itertools.count(1)
 
     @property
     def deps(self) -> Deps:
         return self.client.app[DEPS]
-
-    @property
-    def deployment(self) -> Loaded:
-        return self.deps.deployment
 
     async def say(
         self, who: str, text: str, *, group: str | None = C5, picture: str | None = None
@@ -187,7 +190,7 @@ async def make_chat(
     )
     deployment = load(config, env=SAMPLE_SECRETS)
     client = await aiohttp_client(create_app(app_settings, clock, deployment))
-    return Chat(client, fake, clock, wecom)
+    return Chat(client, fake, clock, wecom, deployment)
 
 
 @pytest.fixture

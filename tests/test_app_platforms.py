@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bot.app import DEPS, READY_WITHIN, YOUNG_GENERATION, create_app
 from bot.clock import FixedClock
 from bot.deployment import load
 from bot.messages import Inbound
+from bot.models.org import Person
 from bot.settings import Settings
 from tests.configs import ENV, mini, write
 from tests.fakes import FakeDingTalk, ManualClock
@@ -145,6 +147,45 @@ async def test_console_is_a_platform_and_takes_every_delivery(
     assert shown == [("inbound", "g_c1", "进度"), ("outbound", "g_admins", "**督办提醒**")]
 
 
+async def test_the_server_lets_the_configuration_s_people_go_once_they_are_synced(
+    aiohttp_client: Any, database_url: str, tmp_path: Path, clock: FixedClock
+) -> None:
+    async def dispatch(msg: Inbound) -> None:
+        pass
+
+    settings = Settings(
+        database_url=database_url,
+        config=tmp_path,
+        scheduler_enabled=False,
+        console=True,
+        delivery="console",
+    )
+    full = load(write(tmp_path, mini()), env={}, live=False)
+    people = {p.id: p.name for p in full.spec.people}
+    handed = weakref.ref(full)
+    app = create_app(settings, clock, full, dispatch)
+    del full
+    assert handed() is not None  # start-up has yet to sync them
+    client = await aiohttp_client(app)
+    gc.collect()
+    assert handed() is None
+    deps = client.app[DEPS]
+    assert deps.deployment.spec.people == [] and len(deps.deployment.spec.units) == 2
+    async with deps.db.begin() as s:
+        rows = await s.execute(select(Person.key, Person.name))
+        synced = {key: name for key, name in rows}
+    assert synced == people
+    # The console still knows everyone, by the roster it packed before they went.
+    known = await client.post(
+        "/hooks/console", json={"person": "p_b_ll", "group": "g_c1", "text": "进度"}
+    )
+    assert known.status == 200
+    unknown = await client.post("/hooks/console", json={"person": "p_nobody", "text": "进度"})
+    assert unknown.status == 400
+    directory = await (await client.get("/console/api/directory")).json()
+    assert [(p["id"], p["name"]) for p in directory["people"]] == list(people.items())
+
+
 async def test_what_start_up_built_is_kept_out_of_the_collectors_way(
     aiohttp_client: Any, database_url: str, tmp_path: Path, clock: FixedClock
 ) -> None:
@@ -154,7 +195,8 @@ async def test_what_start_up_built_is_kept_out_of_the_collectors_way(
     client = await aiohttp_client(create_app(settings, clock, loaded))
     # The configuration is among the objects a full collection no longer walks.
     assert gc.get_freeze_count() > 0
-    assert not any(gc.is_tracked(o) and o is loaded for o in gc.get_objects())
+    kept = client.app[DEPS].deployment
+    assert not any(o is kept for o in gc.get_objects())
     # And the youngest generation is collected less often while serving.
     assert gc.get_threshold() == (YOUNG_GENERATION, *before[1:])
     assert before[0] < YOUNG_GENERATION

@@ -26,6 +26,7 @@ from bot.console import (
     showing_inbound,
     showing_inbound_many,
 )
+from bot.console.roster import Roster
 from bot.console.routes import local_only
 from bot.db import Database
 from bot.deployment import Loaded, load
@@ -74,7 +75,9 @@ def make_console(aiohttp_client: Any, db: Database, clock: FixedClock, deploymen
         inbox = Inbox(db, clock, showing_inbound(feed, record))
         app[ADAPTERS] = {}  # the console has a route of its own
         app[INBOX] = inbox
-        add_console_routes(app, feed, deployment, heartbeat=heartbeat)
+        add_console_routes(
+            app, feed, deployment, Roster(deployment.spec.people), heartbeat=heartbeat
+        )
         client = await aiohttp_client(app, server_kwargs={"host": host})
         return Console(client, feed, inbox, dispatched)
 
@@ -312,7 +315,7 @@ async def test_get_on_the_hook_is_refused(console: Console) -> None:
 
 
 async def test_the_bot_s_post_reaches_an_open_page(console: Console, deployment: Loaded) -> None:
-    sender = ConsoleSender(console.feed, deployment)
+    sender = ConsoleSender(console.feed, deployment, Roster(deployment.spec.people))
     async with console.client.get("/console/api/events") as resp:
         assert resp.status == 200
         assert resp.content_type == "text/event-stream"
@@ -347,7 +350,7 @@ async def test_the_sender_names_chats_as_the_console_does(
     deployment: Loaded, clock: FixedClock
 ) -> None:
     feed = ConsoleFeed(clock)
-    sender = ConsoleSender(feed, deployment)
+    sender = ConsoleSender(feed, deployment, Roster(deployment.spec.people))
     text = Outbound(body="提醒", format="text")
     await sender.send(Destination("dingtalk", "cidM7OTkmpESS2TDDHfosQRrz==", "console"), text)
     await sender.send(Destination("console", "p_czj_ll1", "console", is_group=False), text)
@@ -370,7 +373,7 @@ async def test_a_page_opened_later_replays_the_recent_events(
     async with console.client.get("/console/api/events") as resp:
         first_id, first = await next_message(resp)
         second_id, second = await next_message(resp)
-        await ConsoleSender(console.feed, deployment).send(
+        await ConsoleSender(console.feed, deployment, Roster(deployment.spec.people)).send(
             Destination("console", "g_c8", "console"), Outbound(body="收到")
         )
         third_id, third = await next_message(resp)

@@ -11,11 +11,10 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cached_property
 
 from bot.adapters.base import HttpReply, HttpRequest, Parsed, Rejected
 from bot.console.feed import ConsoleFeed
-from bot.console.roster import Roster, roster
+from bot.console.roster import Roster
 from bot.deployment import Loaded
 from bot.inbound import Dispatch, DispatchMany
 from bot.messages import ChatRef, Inbound, Platform
@@ -27,15 +26,9 @@ class ConsoleWebhook:
     path: str = "console"
     platform: Platform = "console"
 
-    def __init__(self, deployment: Loaded) -> None:
-        self._deployment = deployment
+    def __init__(self, deployment: Loaded, roster: Roster) -> None:
         self._groups = {g.id: g for g in deployment.spec.groups}
-
-    @cached_property
-    def _roster(self) -> Roster:
-        # On first use: the adapter is made when the routes are mounted, before start-up's
-        # heaviest work, and a province's roster built then raised start-up's peak by 16 MB.
-        return roster(self._deployment)
+        self._roster = roster
 
     def handle(self, request: HttpRequest, now: datetime) -> Parsed:
         if request.method != "POST":

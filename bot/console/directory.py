@@ -13,10 +13,10 @@ import gzip
 import json
 import zlib
 from collections.abc import Iterator
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
-from bot.console.roster import roster
+from bot.console.roster import Roster
 from bot.deployment import Loaded
 from bot.deployment.schema import Community, Unit
 from bot.memory import give_back_freed_memory
@@ -25,23 +25,23 @@ from bot.memory import give_back_freed_memory
 class Directory:
     """The directory, made once, when it is first asked for (a province's takes seconds)."""
 
-    def __init__(self, deployment: Loaded) -> None:
-        self._deployment: Loaded | None = deployment
+    def __init__(self, deployment: Loaded, roster: Roster) -> None:
+        self._sources: tuple[Loaded, Roster] | None = (deployment, roster)
         self._made: bytes | None = None
 
     def gzipped(self) -> bytes:
         if self._made is None:
-            deployment, self._deployment = self._deployment, None
-            assert deployment is not None
-            self._made = gzipped(deployment)
+            sources, self._sources = self._sources, None
+            assert sources is not None
+            self._made = gzipped(*sources)
             give_back_freed_memory()  # its working set was ten times what is kept
         return self._made
 
 
-def gzipped(deployment: Loaded) -> bytes:
+def gzipped(deployment: Loaded, roster: Roster) -> bytes:
     """The directory as gzip-compressed JSON, never held whole as text."""
     packer = zlib.compressobj(level=6, wbits=16 + zlib.MAX_WBITS)  # the gzip container
-    parts = [packer.compress(piece.encode()) for piece in _pieces(deployment)]
+    parts = [packer.compress(piece.encode()) for piece in _pieces(deployment, roster)]
     parts.append(packer.flush())
     return b"".join(parts)
 
@@ -51,22 +51,22 @@ def as_json(body: bytes) -> bytes:
     return gzip.decompress(body)
 
 
-def _pieces(deployment: Loaded) -> Iterator[str]:
+def _pieces(deployment: Loaded, roster: Roster) -> Iterator[str]:
     spec = deployment.spec
-    names = roster(deployment).names
+    known = set(roster.ids)  # while it is made: a set answers at once, the roster in µs
     community_of: dict[str, Community] = {m: c for c in spec.communities for m in c.members}
     # Person → the unit they hold a role in, or a list of them when several: most hold one,
     # and a list and a tuple for each of 200,000 people were most of the directory's cost.
     units_of: dict[str, Unit | list[Unit]] = {}
     for unit in spec.units:
         for pid in dict.fromkeys([unit.secretary, *unit.liaisons]):
-            if pid is not None and pid in names:
+            if pid is not None and pid in known:
                 held = units_of.setdefault(pid, unit)
                 if isinstance(held, list):
                     held.append(unit)
                 elif held is not unit:
                     units_of[pid] = [held, unit]
-    admins = [a for a in spec.committee.admins if a in names]
+    admins = [a for a in spec.committee.admins if a in known]
     first = set(admins)
 
     def roles(pid: str) -> Iterator[tuple[Unit, str]]:
@@ -87,12 +87,12 @@ def _pieces(deployment: Loaded) -> Iterator[str]:
                 return community.group
         return None
 
-    def person(pid: str) -> dict[str, Any]:
+    def person(pid: str, name: str) -> dict[str, Any]:
         held = list(roles(pid))
         kinds = (["admin"] if pid in first else []) + [r for _, r in held]
         return {
             "id": pid,
-            "name": names[pid],
+            "name": name,
             "roles": list(dict.fromkeys(kinds)),
             "units": [{"id": u.id, "short": u.short, "role": r} for u, r in held],
             "home_group": home_group(pid, held),
@@ -100,8 +100,12 @@ def _pieces(deployment: Loaded) -> Iterator[str]:
 
     committee = {"name": spec.committee.name, "short": spec.committee.short or ""}
     yield '{"committee": ' + _json(committee) + ', "people": ['
-    order = [*admins, *(p.id for p in spec.people if p.id not in first)]
-    yield from _listed(person(pid) for pid in order)
+    yield from _listed(
+        chain(
+            (person(pid, roster.names[pid]) for pid in admins),
+            (person(pid, name) for pid, name in roster.people() if pid not in first),
+        )
+    )
     yield '], "units": ['
     yield from _listed(
         {
@@ -110,7 +114,7 @@ def _pieces(deployment: Loaded) -> Iterator[str]:
             "short": u.short,
             "community": community_of[u.id].id if u.id in community_of else None,
             "lead": u.id in community_of and community_of[u.id].lead == u.id,
-            "people": [p for p in [u.secretary, *u.liaisons] if p in names],
+            "people": [p for p in [u.secretary, *u.liaisons] if p in known],
         }
         for u in spec.units
     )

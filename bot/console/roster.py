@@ -1,39 +1,62 @@
-"""Who the console knows: person ids, names and platform accounts, as plain strings.
+"""Who the console knows: person ids, names and platform accounts, packed.
 
-The page's webhook and the console's sender both need them. A province names 200,000 people:
-one `ChatRef` each and a regular expression of every name cost the serving process ~60 MB and
-seconds to compile, so both share one roster of strings (the configuration's own objects) and
-find @-mentions by looking names up instead.
+The page's webhook, the console's sender and the directory need them. A province names
+200,000 people: as str objects (50-80 bytes each) and the configuration's objects they cost the
+serving process ~70 MB. Packed into a few long strings they take ~14 MB, so the server can let
+the configuration's people go once start-up has written them to the database.
 """
 
 from __future__ import annotations
 
-import weakref
+from array import array
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
+from itertools import accumulate
 
-from bot.deployment import Loaded
+from bot.deployment.schema import Person
+
+
+class Packed:
+    """Read-only strings kept as one text and where each ends: a character's bytes and four
+    more an item, where a str object of its own costs 50-80 bytes."""
+
+    __slots__ = ("_ends", "_text")
+
+    def __init__(self, items: Iterable[str]) -> None:
+        parts = list(items)
+        self._text = "".join(parts)
+        self._ends = array("I", accumulate(map(len, parts)))
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, i: int) -> str:
+        if not 0 <= i < len(self._ends):
+            raise IndexError(i)
+        return self._text[self._ends[i - 1] if i else 0 : self._ends[i]]
+
+    def __iter__(self) -> Iterator[str]:
+        start = 0
+        for end in self._ends:
+            yield self._text[start:end]
+            start = end
+
+    @property
+    def nbytes(self) -> int:
+        return self._text.__sizeof__() + self._ends.__sizeof__()
 
 
 class Lookup:
-    """A read-only map of strings kept as two sorted lists: two pointers an entry where a
-    dict takes some five (a province's 200,000 people: 3 MB instead of 7.7 MB a map, and the
-    server holds two). Of keys given more than once, the first value stays."""
+    """A read-only map of strings, its keys sorted and both sides packed. Of keys given more
+    than once, the first value stays."""
 
     def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
-        keys: list[str] = []
-        values: list[str] = []
-        for key, value in pairs:
-            keys.append(key)
-            values.append(value)
-        order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: the first stays first
-        self._keys: list[str] = []
-        self._values: list[str] = []
-        for i in order:
-            if not self._keys or self._keys[-1] != keys[i]:
-                self._keys.append(keys[i])
-                self._values.append(values[i])
+        given = list(pairs)
+        given.sort(key=lambda pair: pair[0])  # stable: the first stays first
+        kept = [pair for i, pair in enumerate(given) if not i or given[i - 1][0] != pair[0]]
+        self._keys = Packed(key for key, _ in kept)
+        self._values = Packed(value for _, value in kept)
 
     def get(self, key: str, default: str | None = None) -> str | None:
         at = bisect_left(self._keys, key)
@@ -53,26 +76,43 @@ class Lookup:
     def __len__(self) -> int:
         return len(self._keys)
 
+    @property
+    def nbytes(self) -> int:
+        return self._keys.nbytes + self._values.nbytes
+
 
 class Roster:
-    def __init__(self, deployment: Loaded) -> None:
-        self._people = deployment.spec.people
-        self.names = Lookup((p.id, p.name) for p in self._people)  # person id → name
+    """Empty until it learns the people: the server has it learn them after start-up's sync,
+    whose working set, beside this, would raise start-up's peak."""
+
+    def __init__(self, people: Sequence[Person] = ()) -> None:
+        self.learn(people)
+
+    def learn(self, people: Sequence[Person]) -> None:
+        for made in ("ids_by_name", "longest"):
+            vars(self).pop(made, None)
+        self.ids = Packed(p.id for p in people)  # in the configuration's order
+        self._names = Packed(p.name for p in people)  # likewise
+        self.names = Lookup((p.id, p.name) for p in people)  # person id → name
         # WeCom or DingTalk account → person id (the first one named)
         self.accounts = Lookup(
-            (account, p.id) for p in self._people for account in (p.wecom, p.dingtalk) if account
+            (account, p.id) for p in people for account in (p.wecom, p.dingtalk) if account
         )
 
+    def people(self) -> Iterator[tuple[str, str]]:
+        """(id, name) of each person, in the configuration's order."""
+        return zip(self.ids, self._names, strict=True)
+
     @cached_property
-    def ids_by_name(self) -> dict[str, str]:
+    def ids_by_name(self) -> Lookup:
         """Name → person id (a later person of the same name wins). Only @-mentions typed on
-        the page need it: built then, not with the rest (7 MB for a province)."""
-        return {p.name: p.id for p in self._people}
+        the page need it: built then, not with the rest."""
+        return Lookup(zip(reversed(self._names), reversed(self.ids), strict=True))
 
     @cached_property
     def longest(self) -> int:
         """The longest name, in characters."""
-        return max((len(p.name) for p in self._people), default=0)
+        return max(map(len, self._names), default=0)
 
     def mentioned(self, text: str, sender_id: str) -> tuple[str, ...]:
         """The people @-mentioned in `text`, in order, once each, the sender left out.
@@ -93,16 +133,6 @@ class Roster:
             at = text.find("@", end)
         return tuple(dict.fromkeys(p for p in found if p != sender_id))
 
-
-_BUILT: dict[int, tuple[weakref.ref[Loaded], Roster]] = {}
-
-
-def roster(deployment: Loaded) -> Roster:
-    """The deployment's roster, built once however many console parts ask for it."""
-    key = id(deployment)
-    held = _BUILT.get(key)
-    if held is not None and held[0]() is deployment:
-        return held[1]
-    built = Roster(deployment)
-    _BUILT[key] = (weakref.ref(deployment, lambda _: _BUILT.pop(key, None)), built)
-    return built
+    @property
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self._names.nbytes + self.names.nbytes + self.accounts.nbytes

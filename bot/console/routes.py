@@ -24,6 +24,7 @@ from yarl import URL
 from bot.console.adapter import ConsoleWebhook
 from bot.console.directory import Directory, as_json
 from bot.console.feed import ConsoleEvent, ConsoleFeed
+from bot.console.roster import Roster
 from bot.deployment import Loaded
 from bot.web import serve_hook
 
@@ -62,14 +63,15 @@ def add_console_routes(
     app: web.Application,
     feed: ConsoleFeed,
     deployment: Loaded,
+    roster: Roster,
     *,
     heartbeat: float = HEARTBEAT_SECONDS,
 ) -> None:
     """Mount the console; call before the app starts (aiohttp freezes routes and signals)."""
     assets = {path: (STATIC / name).read_bytes() for path, (name, _) in ASSETS.items()}
-    app[CONSOLE] = Console(feed, Directory(deployment), assets, heartbeat)
+    app[CONSOLE] = Console(feed, Directory(deployment, roster), assets, heartbeat)
     # Its own route, not the generic /hooks/{path}: the adapter is never reachable unguarded.
-    console_hook = partial(serve_hook, adapter=ConsoleWebhook(deployment))
+    console_hook = partial(serve_hook, adapter=ConsoleWebhook(deployment, roster))
     app.add_routes([web.route("*", "/hooks/console", local_only(console_hook))])
     app.add_routes([web.get(path, local_only(asset)) for path in ASSETS])
     app.add_routes(

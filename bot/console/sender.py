@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.adapters.base import Destination
 from bot.console.feed import ConsoleFeed
-from bot.console.roster import roster
+from bot.console.roster import Roster
 from bot.deployment import Loaded
 from bot.messages import ChatRef, Outbound
 
@@ -12,7 +12,7 @@ from bot.messages import ChatRef, Outbound
 class ConsoleSender:
     channel_types: tuple[str, ...] = ("console",)
 
-    def __init__(self, feed: ConsoleFeed, deployment: Loaded) -> None:
+    def __init__(self, feed: ConsoleFeed, deployment: Loaded, roster: Roster) -> None:
         self.feed = feed
         spec = deployment.spec
         # A destination may name a chat by configuration id (a console reply) or by the
@@ -24,7 +24,7 @@ class ConsoleSender:
             self._groups.setdefault(g.chat_id, chat)
             self._groups[g.id] = chat
         # A person's chat is made when a message goes to it: a province has 200,000 people.
-        self._roster = roster(deployment)
+        self._roster = roster
 
     async def send(
         self, destination: Destination, message: Outbound, *, skip_parts: int = 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,12 @@ class Loaded:
         if isinstance(value, EnvRef):
             return self.env.get(value.env) or None
         return value
+
+    def without_people(self) -> Loaded:
+        """The configuration as a running server keeps it. Its people (a province's 200,000,
+        ~60 MB) are in the database once start-up has synced them, and nothing else reads them
+        but the console, which packs what it needs beforehand."""
+        return replace(self, spec=self.spec.model_copy(update={"people": []}))
 
 
 def load(location: Path, env: Mapping[str, str] | None = None, live: bool = True) -> Loaded:
