@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
@@ -36,26 +36,13 @@ async def insert_rows(
 
     ``skip_existing``: a row whose unique key is taken is left out (ON CONFLICT DO NOTHING;
     on PostgreSQL COPY cannot skip, so the rows are copied into a temporary table first)."""
-    await session.flush()  # what the session holds goes first, as it would with insert()
-    conn = await session.connection()
-    dialect = conn.dialect  # PostgreSQL (asyncpg) or SQLite (aiosqlite), as bot.db serves
-    # The transaction must be open on the driver connection before it is used directly.
-    await conn.execute(select(1))
-    driver: Any = (await conn.get_raw_connection()).driver_connection
-    convert = [_converter(table, name, dialect) for name in columns]
-    postgres = dialect.name == "postgresql"
+    driver, postgres, batches = await _batches(session, table, columns, rows)
     marks = (f"${i}" if postgres else "?" for i in range(1, len(columns) + 1))
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(marks)})"
     if skip_existing:
         sql += " ON CONFLICT DO NOTHING"
-    written, source = 0, iter(rows)
-    while chunk := list(islice(source, BATCH)):
-        # Column by column: one conversion function per column, run by map, not per cell.
-        cols: list[Iterable[Any]] = list(zip(*chunk, strict=True))
-        for i, c in enumerate(convert):
-            if c is not None:
-                cols[i] = map(c, cols[i])
-        batch = list(zip(*cols, strict=True))
+    written = 0
+    for batch in batches:
         if postgres and skip_existing:
             await _copy_skipping_existing(driver, table.name, columns, batch)
         elif postgres:
@@ -66,9 +53,57 @@ async def insert_rows(
     return written
 
 
+async def insert_new_returning(
+    session: AsyncSession,
+    table: Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    returning: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """PostgreSQL: ``insert_rows(skip_existing=True)``, and ``returning`` of the rows it wrote.
+    SQLAlchemy's INSERT … RETURNING of many rows sends them in statements of a thousand, each
+    value through its type processing: 0.24 s for 督办's 12,000 steps of a heavy day."""
+    driver, postgres, batches = await _batches(session, table, columns, rows)
+    assert postgres, "COPY is PostgreSQL's"
+    found: list[tuple[Any, ...]] = []
+    for batch in batches:
+        found += await _copy_skipping_existing(driver, table.name, columns, batch, returning)
+    return found
+
+
+async def _batches(
+    session: AsyncSession, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> tuple[Any, bool, Iterator[list[tuple[Any, ...]]]]:
+    """The session's driver connection, whether it is PostgreSQL's, and the rows converted
+    as SQLAlchemy would convert them, ``BATCH`` at a time."""
+    await session.flush()  # what the session holds goes first, as it would with insert()
+    conn = await session.connection()
+    dialect = conn.dialect  # PostgreSQL (asyncpg) or SQLite (aiosqlite), as bot.db serves
+    # The transaction must be open on the driver connection before it is used directly.
+    await conn.execute(select(1))
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    convert = [_converter(table, name, dialect) for name in columns]
+
+    def batches() -> Iterator[list[tuple[Any, ...]]]:
+        source = iter(rows)
+        while chunk := list(islice(source, BATCH)):
+            # Column by column: one conversion function per column, run by map, not per cell.
+            cols: list[Iterable[Any]] = list(zip(*chunk, strict=True))
+            for i, c in enumerate(convert):
+                if c is not None:
+                    cols[i] = map(c, cols[i])
+            yield list(zip(*cols, strict=True))
+
+    return driver, dialect.name == "postgresql", batches()
+
+
 async def _copy_skipping_existing(
-    driver: Any, table: str, columns: Sequence[str], batch: list[tuple[Any, ...]]
-) -> None:
+    driver: Any,
+    table: str,
+    columns: Sequence[str],
+    batch: list[tuple[Any, ...]],
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
     """PostgreSQL: COPY into a temporary table of the same columns, then INSERT … SELECT …
     ON CONFLICT DO NOTHING. An executemany sends each row as a statement of its own: 46 µs a
     row, 0.5 s of 督办's heaviest day (10,360 posts) and seconds of 提示's 113,400."""
@@ -79,11 +114,16 @@ async def _copy_skipping_existing(
         f" SELECT {names} FROM {table} WITH NO DATA"
     )
     await driver.copy_records_to_table(staging, records=batch, columns=list(columns))
-    await driver.execute(
+    insert = (
         f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} ORDER BY ctid"
-        " ON CONFLICT DO NOTHING;"
-        f" DROP TABLE {staging}"
+        " ON CONFLICT DO NOTHING"
     )
+    if not returning:
+        await driver.execute(f"{insert}; DROP TABLE {staging}")
+        return []
+    found = await driver.fetch(f"{insert} RETURNING {', '.join(returning)}")
+    await driver.execute(f"DROP TABLE {staging}")
+    return [tuple(r) for r in found]
 
 
 async def insert_new_sqlite(

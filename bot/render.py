@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, Template
 
 from bot.settings import PROJECT_ROOT
 from bot.text import escape_markdown
@@ -37,12 +37,18 @@ class Renderer:
             # reply costs a stat per template per message.
             auto_reload=False,
         )
+        # Read once (auto_reload is off), yet the environment looks each name up in its locked
+        # LRU cache on every call: a tenth of a post's rendering when 督办 writes 10,000.
+        self._templates: dict[str, Template] = {}
         self.env.filters["md"] = lambda value: _escaped(str(value))
         self.env.filters["date"] = _date
         self.env.filters["dt"] = _datetime
 
     def render(self, name: str, /, **variables: Any) -> str:
-        return self.env.get_template(name).render(**variables).strip()
+        template = self._templates.get(name)
+        if template is None:
+            template = self._templates[name] = self.env.get_template(name)
+        return template.render(**variables).strip()
 
     @classmethod
     def for_config(cls, config_root: Path) -> Renderer:

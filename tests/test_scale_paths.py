@@ -22,7 +22,7 @@ from bot.delivery.limits import RollingLimiter
 from bot.ledger import reviews
 from bot.ledger.board import liaison_names, overdue_due_between
 from bot.ledger.contacts import lead_of, mentions_for
-from bot.ledger.escalation import late_workdays, put_on_negative_lists, reached_by
+from bot.ledger.escalation import late_workdays, put_on_negative_lists, reached_by, take_steps
 from bot.ledger.problems import open_problems
 from bot.ledger.progress import overdue, unit_tallies, view_instances
 from bot.messages import Mention, Outbound
@@ -30,6 +30,7 @@ from bot.metrics import Metrics
 from bot.models import (
     AuditEntry,
     CheckIn,
+    Escalation,
     NegativeListing,
     OutboxMessage,
     Person,
@@ -243,6 +244,25 @@ async def test_negative_lists_keep_the_first_reason_and_audit_what_was_added(
         (str(a), {"period": "2026-11", "reason": "早先的原因"}),
         (str(b), {"period": "2026-11", "reason": "第一条"}),
     ]
+
+
+async def test_steps_are_taken_once_and_only_the_new_ones_come_back(db: Database) -> None:
+    now = datetime(2026, 11, 27, 9, 30, tzinfo=SHANGHAI)
+    first = [("instance", 1, 1), ("instance", 2, 1), ("problem", 1, 1)]
+    async with db.begin() as s:
+        assert await take_steps(s, first, now) == set(first)
+        # In the same transaction, and again in the same call: each step is taken once.
+        again = [("instance", 1, 1), ("instance", 1, 2), ("instance", 1, 2), ("problem", 1, 2)]
+        assert await take_steps(s, again, now) == {("instance", 1, 2), ("problem", 1, 2)}
+    async with db.begin() as s:
+        many = [("instance", i, 3) for i in range(25_000)]  # more than one batch of rows
+        assert await take_steps(s, [*many, ("instance", 2, 1)], now) == set(many)
+        stored = (
+            await s.execute(select(Escalation.subject, Escalation.subject_id, Escalation.step))
+        ).all()
+        stamps = set(await s.scalars(select(Escalation.taken_at)))
+    assert len(stored) == len({tuple(r) for r in stored}) == 5 + len(many)
+    assert stamps == {now}
 
 
 # More ids than any backend binds one by one: PostgreSQL (asyncpg) takes 32,767 parameters,

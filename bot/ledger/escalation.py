@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
+from bot.bulk import insert_new_returning
 from bot.clock import SHANGHAI
 from bot.models import Escalation, NegativeListing, PlanTask, Problem, Unit
 from bot.workdays import WorkCalendar
@@ -68,17 +70,22 @@ async def take_steps(
     not recorded again (nothing is then to be said again)."""
     if not steps:
         return set()
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    # One statement, run for every row in multi-row batches; a step taken before is skipped
-    # and so is missing from what comes back.
-    stmt = (
-        insert(Escalation)
-        .on_conflict_do_nothing()
-        .returning(Escalation.subject, Escalation.subject_id, Escalation.step)
-    )
-    rows = [{"subject": a, "subject_id": b, "step": c, "taken_at": now} for a, b, c in steps]
-    result = await session.execute(stmt, rows)
-    return {(str(a), int(b), int(c)) for a, b, c in result}
+    # A step taken before is skipped, and so is missing from what comes back.
+    returning = ("subject", "subject_id", "step")
+    if session.get_bind().dialect.name == "postgresql":
+        table = cast(Table, Escalation.__table__)
+        rows = ((a, b, c, now) for a, b, c in steps)
+        columns = (*returning, "taken_at")
+        found = await insert_new_returning(session, table, columns, rows, returning)
+    else:  # one statement, run for every row in multi-row batches
+        stmt = (
+            sqlite_insert(Escalation)
+            .on_conflict_do_nothing()
+            .returning(Escalation.subject, Escalation.subject_id, Escalation.step)
+        )
+        values = [{"subject": a, "subject_id": b, "step": c, "taken_at": now} for a, b, c in steps]
+        found = [tuple(r) for r in await session.execute(stmt, values)]
+    return {(str(a), int(b), int(c)) for a, b, c in found}
 
 
 async def steps_taken(
