@@ -295,6 +295,7 @@ async def tasks_probes(
         f"[target ≤ 20 ms: {verdict}] ({median / base:.2f}× count(*))"
     )
     renderer = Renderer.for_config(loaded.root)  # type: ignore[attr-defined]
+    await renderer.warm()  # as the server does once it is ready
     dispatch = Dispatcher(
         build_router(),
         db,

@@ -149,7 +149,8 @@ async def _lifespan(
             leadership = Leadership(settings.database_url, outbox.instance, on_nudge=outbox.nudge)
             async with db.begin() as session:
                 calendar = CalendarHolder(await load_calendar(session))
-            env = JobEnv(db, loaded, clock, Renderer.for_config(loaded.root), leadership.nudge)
+            renderer = Renderer.for_config(loaded.root)  # the jobs' and the commands' both
+            env = JobEnv(db, loaded, clock, renderer, leadership.nudge)
 
             async def run_job(name: str, occurrence: datetime) -> None:
                 body = BY_NAME[name].run
@@ -158,7 +159,9 @@ async def _lifespan(
 
             scheduling = Scheduling(db, scheduler, loaded, clock, calendar, run_job)
             services = {SCHEDULING: scheduling, LINKS: links}
-            handle = dispatch or commands(settings, db, loaded, clock, leadership.nudge, services)
+            handle = dispatch or commands(
+                settings, db, loaded, clock, leadership.nudge, services, renderer
+            )
             inbox.dispatch = showing_inbound(feed, handle) if feed else handle
             if isinstance(handle, Dispatcher):
                 inbox.dispatch_takes = True
@@ -208,6 +211,7 @@ async def _lifespan(
             sweeping = asyncio.create_task(inbox.sweep())
             checkpoints = asyncio.create_task(db.keep_wal_short())
             trimming = asyncio.create_task(QuietTrim(inbox).run())
+            warming = asyncio.create_task(renderer.warm())
             # What start-up built (the configuration, above all: a province's is millions of
             # objects) lives as long as the process. Frozen, the collector stops walking it
             # on every full collection, which otherwise stalls all callbacks at once.
@@ -235,7 +239,10 @@ async def _lifespan(
                 sweeping.cancel()
                 checkpoints.cancel()
                 trimming.cancel()
-                await asyncio.gather(terms, sweeping, checkpoints, trimming, return_exceptions=True)
+                warming.cancel()
+                await asyncio.gather(
+                    terms, sweeping, checkpoints, trimming, warming, return_exceptions=True
+                )
                 await duties.stop_scheduler()
                 await scheduling.drain()  # runs started by 日程立即执行
                 # What is queued stays stored for the next start; replies of the messages
@@ -306,6 +313,7 @@ def commands(
     clock: Clock,
     nudge: Callable[[], None],
     services: Mapping[str, object] | None = None,
+    renderer: Renderer | None = None,
 ) -> Dispatcher:
     from handlers import build_router
 
@@ -313,7 +321,7 @@ def commands(
         build_router(),
         db,
         loaded,
-        Renderer.for_config(loaded.root),
+        renderer or Renderer.for_config(loaded.root),
         clock,
         outbox_poster(loaded, clock),
         bot_names=robot_names(settings),

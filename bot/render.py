@@ -7,17 +7,27 @@ StrictUndefined turns a misspelt variable into an error in tests instead of a bl
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, Template
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+)
 
 from bot.settings import PROJECT_ROOT
 from bot.text import escape_markdown
 
+log = logging.getLogger(__name__)
 BUILTIN = PROJECT_ROOT / "templates"
 # The same titles and names come back in every post of a month's 2,500 (some 90,000 escapes).
 _escaped = functools.lru_cache(maxsize=4096)(escape_markdown)
@@ -50,9 +60,24 @@ class Renderer:
             template = self._templates[name] = self.env.get_template(name)
         return template.render(**variables).strip()
 
+    async def warm(self) -> None:
+        """Compile every template a reply or a post uses, one per turn of the event loop (the
+        largest takes 14 ms): the first 本月任务 after a start took 16-22 ms, most of it
+        compiling, against 4-5 ms for the next."""
+        for name in self.env.list_templates(filter_func=_renders_messages):
+            try:
+                self._templates.setdefault(name, self.env.get_template(name))
+            except TemplateError as e:  # an override's mistake: said when it is first used too
+                log.warning("template %s does not compile: %s", name, e)
+            await asyncio.sleep(0)
+
     @classmethod
     def for_config(cls, config_root: Path) -> Renderer:
         return cls([config_root / "templates"])
+
+
+def _renders_messages(name: str) -> bool:
+    return name.endswith(".j2") and not name.startswith("web/")  # the dashboard has its own
 
 
 def _date(value: Any) -> str:
