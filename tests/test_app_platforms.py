@@ -107,6 +107,17 @@ async def test_callback_is_answered_before_the_work_is_done(
     assert finished == ["msg-slow"]
 
 
+def console_settings(database_url: str, config: Path) -> Settings:
+    """Everything on the local console, no scheduler."""
+    return Settings(
+        database_url=database_url,
+        config=config,
+        scheduler_enabled=False,
+        console=True,
+        delivery="console",
+    )
+
+
 async def test_console_is_a_platform_and_takes_every_delivery(
     aiohttp_client: Any, database_url: str, tmp_path: Path, clock: FixedClock
 ) -> None:
@@ -119,13 +130,7 @@ async def test_console_is_a_platform_and_takes_every_delivery(
     async def dispatch(msg: Inbound) -> None:
         received.append(msg)
 
-    settings = Settings(
-        database_url=database_url,
-        config=tmp_path,
-        scheduler_enabled=False,
-        console=True,
-        delivery="console",
-    )
+    settings = console_settings(database_url, tmp_path)
     deployment = load(write(tmp_path, mini()), env={}, live=False)
     client = await aiohttp_client(create_app(settings, clock, deployment, dispatch))
     deps = client.app[DEPS]
@@ -153,13 +158,7 @@ async def test_the_server_lets_the_configuration_s_people_go_once_they_are_synce
     async def dispatch(msg: Inbound) -> None:
         pass
 
-    settings = Settings(
-        database_url=database_url,
-        config=tmp_path,
-        scheduler_enabled=False,
-        console=True,
-        delivery="console",
-    )
+    settings = console_settings(database_url, tmp_path)
     full = load(write(tmp_path, mini()), env={}, live=False)
     people = {p.id: p.name for p in full.spec.people}
     handed = weakref.ref(full)
