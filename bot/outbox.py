@@ -9,6 +9,7 @@ sessionWebhook, WeCom's response_url), which expires. ``bot.delivery`` sends the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import weakref
@@ -177,6 +178,55 @@ async def enqueue_many(session: AsyncSession, items: Sequence[Queued], *, now: d
     rows = (tuple(_row(item, now).values()) for item in items)
     table = cast(Table, OutboxMessage.__table__)
     await insert_rows(session, table, _ROW_COLUMNS, rows, skip_existing=True)
+
+
+class Batches:
+    """``enqueue_many`` for a job that makes thousands of posts: a batch is written while
+    the next is made, so the database's time (40 ms a thousand posts on PostgreSQL) overlaps
+    the rendering's. At most two batches are held. Nothing else may use the session inside
+    the ``async with``; leaving it writes the rest, or, on an error, waits for the write in
+    flight so that the transaction can roll back."""
+
+    # The write in flight takes a step at each of these: a thousand posts render in ~25 ms,
+    # and each of the write's round trips would otherwise wait for the whole batch.
+    YIELD_EVERY = 20
+
+    def __init__(self, session: AsyncSession, now: datetime, at_once: int = 1000) -> None:
+        self._session, self._now, self._at_once = session, now, at_once
+        self._batch: list[Queued] = []
+        self._writing: asyncio.Task[None] | None = None
+        self.count = 0
+
+    async def add(self, item: Queued) -> None:
+        self._batch.append(item)
+        self.count += 1
+        if len(self._batch) >= self._at_once:
+            await self._write()
+        elif self._writing is not None and self.count % self.YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+
+    async def _write(self) -> None:
+        await self._written()
+        batch, self._batch = self._batch, []
+        self._writing = asyncio.create_task(enqueue_many(self._session, batch, now=self._now))
+
+    async def _written(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
+
+    async def __aenter__(self) -> Batches:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            if self._batch:
+                await self._write()
+            await self._written()
+        elif (writing := self._writing) is not None:
+            await asyncio.wait([writing])
+            if not writing.cancelled():
+                writing.exception()  # seen: the error that brought us here is the one raised
 
 
 async def queued_already(session: AsyncSession, keys: Sequence[str]) -> set[str]:

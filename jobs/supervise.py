@@ -36,15 +36,15 @@ from bot.ledger.escalation import (
 )
 from bot.messages import Mention, Outbound
 from bot.models import ChatGroup, Community, CommunityMember
-from bot.outbox import Queued, enqueue_many, group_target
+from bot.outbox import Batches, Queued, group_target
 from bot.text import escape_markdown
 from bot.workdays import WorkCalendar, load_calendar
 from jobs.env import JobEnv
 from jobs.runs import claim_occurrence, record_detail
 
 JOB = "supervise"
-# Posts rendered and held before they are written: a heavy day has ten thousand, and held all
-# at once with their rows they took some 20 MB.
+# Posts rendered and held before they are written (two batches at most: one being written):
+# a heavy day has ten thousand, and held all at once with their rows they took some 20 MB.
 POSTS_AT_ONCE = 1000
 
 
@@ -137,28 +137,22 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
             if target is not None:
                 bundles.setdefault((case.unit_id, step, target.id), []).append(case)
         people = await _mentioned(s, bundles, groups, leads)
-        posts: list[Queued] = []
-        queued = 0
-        for (unit_id, step, target_id), bundled in bundles.items():
-            target = groups[target_id]
-            liaisons = people.get(("liaison", target.platform), {})
-            mentions: Sequence[Mention] = ()
-            if step == WARN:
-                mentions = liaisons.get(unit_id, [])
-            elif step == SECRETARY:
-                lead = leads.get(unit_id)
-                mentions = [
-                    *people.get(("secretary", target.platform), {}).get(unit_id, []),
-                    *(liaisons.get(lead, []) if lead and lead != unit_id else []),
-                ]
-            posts.append(_post(env, target, bundled, step, mentions))
-            if len(posts) == POSTS_AT_ONCE:
-                await enqueue_many(s, posts, now=now)
-                queued += len(posts)
-                posts.clear()
+        async with Batches(s, now, POSTS_AT_ONCE) as posts:
+            for (unit_id, step, target_id), bundled in bundles.items():
+                target = groups[target_id]
+                liaisons = people.get(("liaison", target.platform), {})
+                mentions: Sequence[Mention] = ()
+                if step == WARN:
+                    mentions = liaisons.get(unit_id, [])
+                elif step == SECRETARY:
+                    lead = leads.get(unit_id)
+                    mentions = [
+                        *people.get(("secretary", target.platform), {}).get(unit_id, []),
+                        *(liaisons.get(lead, []) if lead and lead != unit_id else []),
+                    ]
+                await posts.add(_post(env, target, bundled, step, mentions))
+        queued = posts.count
         await put_on_negative_lists(s, listings, now)
-        await enqueue_many(s, posts, now=now)
-        queued += len(posts)
         problems = sum(1 for c in cases if c.subject == "problem")
         detail = f"{instances_overdue + problems} overdue; {taken} steps taken; {queued} posts"
         await record_detail(s, JOB, occurrence, detail)

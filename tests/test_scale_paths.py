@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from sqlalchemy import Table, func, insert, select, text, update
 
 from bot import audit
@@ -38,7 +39,7 @@ from bot.models import (
     TaskInstance,
     Unit,
 )
-from bot.outbox import Queued, enqueue, enqueue_many
+from bot.outbox import Batches, Queued, enqueue, enqueue_many
 from bot.workdays import WorkCalendar
 from jobs import breakdown
 from jobs.env import JobEnv
@@ -127,6 +128,45 @@ async def test_enqueue_many_queues_in_order_and_skips_known_keys(
             await s.scalars(select(OutboxMessage.dedupe_key).order_by(OutboxMessage.id))
         ).all()
     assert queued == ["k:1", "k:2", "k:3", *keys]
+
+
+async def test_batches_queue_every_post_in_order_while_the_next_batch_is_made(
+    db: Database, clock: FixedClock
+) -> None:
+    from bot.outbox import Target
+
+    to, now = Target("wecom", "wrkA", group_key="g_a"), clock.now()
+    keys = [f"b:{i:03d}" for i in range(250, 0, -1)]  # sorted against the order given
+    async with db.begin() as s:
+        await enqueue(s, Outbound("已在队列"), to=to, kind="k", dedupe_key="b:007", now=now)
+        async with Batches(s, now, at_once=40) as posts:
+            for key in keys:
+                await posts.add(Queued(Outbound(key), to, "k", key))
+                # The session is the batches' until the block ends: after the first batch
+                # was handed over, a write is in flight while the posts are added.
+                if posts.count == 41:
+                    assert posts._writing is not None
+    assert posts.count == 250
+    async with db.begin() as s:
+        queued = (
+            await s.scalars(select(OutboxMessage.dedupe_key).order_by(OutboxMessage.id))
+        ).all()
+    assert queued == ["b:007", *(k for k in keys if k != "b:007")]
+
+
+async def test_an_error_while_batches_are_written_rolls_back_all_of_them(
+    db: Database, clock: FixedClock
+) -> None:
+    from bot.outbox import Target
+
+    to, now = Target("wecom", "wrkA", group_key="g_a"), clock.now()
+    with pytest.raises(RuntimeError, match="渲染失败"):
+        async with db.begin() as s, Batches(s, now, at_once=10) as posts:
+            for i in range(25):
+                await posts.add(Queued(Outbound(f"第{i}条"), to, "k", f"e:{i}"))
+            raise RuntimeError("渲染失败")  # while the second batch is being written
+    async with db.begin() as s:  # the connection went back to the pool in a sound state
+        assert await s.scalar(select(func.count()).select_from(OutboxMessage)) == 0
 
 
 def test_the_window_counts_from_when_the_requests_were_made() -> None:
