@@ -39,7 +39,20 @@ class Loaded:
         """The configuration as a running server keeps it. Its people (a province's 200,000,
         ~60 MB) are in the database once start-up has synced them, and nothing else reads them
         but the console, which packs what it needs beforehand."""
-        return replace(self, spec=self.spec.model_copy(update={"people": []}))
+        return replace(self, spec=self.spec.model_copy(update={"people": _Released()}))
+
+
+class _Released(list[Any]):
+    """Where the people were. Code that reads them in the running server would otherwise see
+    an empty list and quietly do the wrong thing: it fails instead, and says where to look."""
+
+    def _refuse(self, *_: object) -> Any:
+        raise RuntimeError("the running server keeps no people: read them from the database")
+
+    __iter__ = __len__ = __getitem__ = __contains__ = __reversed__ = _refuse
+
+    def __repr__(self) -> str:
+        return "<people: in the database since start-up>"
 
 
 def load(location: Path, env: Mapping[str, str] | None = None, live: bool = True) -> Loaded:
