@@ -132,7 +132,3 @@ class Roster:
                     break
             at = text.find("@", end)
         return tuple(dict.fromkeys(p for p in found if p != sender_id))
-
-    @property
-    def nbytes(self) -> int:
-        return self.ids.nbytes + self._names.nbytes + self.names.nbytes + self.accounts.nbytes
