@@ -62,7 +62,9 @@ WRITER_CHECKPOINT_PAGES = 10_000
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        kwargs.setdefault("connect_args", {"timeout": 30})
+        # check_same_thread: a short write may run on the event loop's thread while aiosqlite's
+        # thread is idle (bot.sqlite_driver.run_here); aiosqlite serialises every other use.
+        kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         one_writer = _one_writer(url, kwargs)
         if one_writer:
             # SQLite has one writer. Connections that queue here, in the event loop, get it in

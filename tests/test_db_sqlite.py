@@ -5,6 +5,8 @@ comes back, and the inbox's claims through the driver."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +109,59 @@ async def test_insert_new_returns_only_new_rows_stored_as_sqlalchemy_stores_them
             await s.execute(select(SEEN.c.seen_at, SEEN.c.body).where(SEEN.c.event_id == "c"))
         ).one()
     assert got == (NOW, {"text": "打卡 1 已完成"})
+
+
+async def threads_of_inserts(db: Database) -> list[int]:
+    """The thread on which SQLite runs each INSERT on the pool's one connection."""
+    ran: list[int] = []
+    async with db.engine.connect() as conn:
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        await driver.set_trace_callback(
+            lambda q: ran.append(threading.get_ident()) if q.startswith("INSERT") else None
+        )
+    return ran
+
+
+async def busy_timeout(db: Database) -> int:
+    async with db.engine.connect() as conn:
+        return int(await conn.scalar(text("PRAGMA busy_timeout")) or 0)
+
+
+async def test_a_claim_runs_on_the_event_loop_s_thread_while_the_lock_is_free(
+    lite: Database,
+) -> None:
+    ran = await threads_of_inserts(lite)
+    found = await insert_new_sqlite(lite.engine, SEEN, COLUMNS, [row("a")], ("event_id",))
+    assert found == [("a",)]
+    assert ran == [threading.get_ident()]
+    assert await busy_timeout(lite) == 30_000  # as the engine was made, for the thread's waits
+
+
+async def test_a_claim_waits_in_aiosqlite_s_thread_while_another_process_writes(
+    lite: Database, tmp_path: Path
+) -> None:
+    ran = await threads_of_inserts(lite)
+    other = sqlite3.connect(tmp_path / "lite.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock, as a `duban` command might
+    other.execute(
+        "INSERT INTO inbound_seen (platform, event_id, seen_at, attempts) "
+        "VALUES ('dingtalk', 'theirs', '2026-11-22 10:00:00.000000', 0)"
+    )
+    claim = asyncio.create_task(
+        insert_new_sqlite(lite.engine, SEEN, COLUMNS, [row("mine")], ("event_id",))
+    )
+    turns = 0
+    for _ in range(20):  # the loop goes on turning while the claim waits for the lock
+        await asyncio.sleep(0.005)
+        turns += 1
+    assert not claim.done() and turns == 20
+    other.execute("COMMIT")
+    other.close()
+    assert await asyncio.wait_for(claim, 10) == [("mine",)]
+    # Tried here first without waiting (rolled back), then run where waiting blocks nobody.
+    assert ran[0] == threading.get_ident() and ran[-1] != threading.get_ident()
+    assert await count(lite) == 2
+    assert await busy_timeout(lite) == 30_000
 
 
 async def test_insert_new_that_fails_leaves_nothing_behind(lite: Database) -> None:
