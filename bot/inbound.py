@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 Dispatch = Callable[[Inbound], Awaitable[None]]
 DispatchMany = Callable[[Sequence[Inbound]], Awaitable[None]]
 Key = tuple[str, str]
-Claim = tuple[list[tuple[Key, Inbound]], datetime, "asyncio.Future[set[Key]]"]  # seen at, answer
+Claim = tuple[list[tuple[Key, Inbound]], "asyncio.Future[set[Key]]"]  # the answer
 
 # Messages handled at once. SQLite runs one transaction at a time, so a second worker would
 # only wait for it, and every worker queued there is one more the next callback waits behind.
@@ -239,7 +239,7 @@ class Inbox:
 
     def _claim(self, entries: list[tuple[Key, Inbound]]) -> asyncio.Future[set[Key]]:
         future: asyncio.Future[set[Key]] = asyncio.get_running_loop().create_future()
-        self._claims.append((entries, self.clock.now(), future))
+        self._claims.append((entries, future))
         self._start_writer()
         return future
 
@@ -282,10 +282,10 @@ class Inbox:
                 for claim in batch:
                     await self._settle([claim])
                 return
-            if not batch[0][2].done():
-                batch[0][2].set_exception(e)  # its callback is answered with the failure
+            if not batch[0][1].done():
+                batch[0][1].set_exception(e)  # its callback is answered with the failure
             return
-        for entries, _, future in batch:
+        for entries, future in batch:
             # An id asked for by two callers in one batch belongs to the first.
             mine = {k for k, _ in entries if k in inserted}
             inserted -= mine
@@ -294,7 +294,10 @@ class Inbox:
 
     async def _insert(self, batch: list[Claim]) -> set[Key]:
         rows: dict[Key, tuple[Any, ...]] = {}
-        for entries, seen_at, _ in batch:
+        # One stamp for the batch: the callbacks in it arrived within one write of each other,
+        # and one value is converted for the database once (bot.bulk) instead of per row.
+        seen_at = self.clock.now()
+        for entries, _ in batch:
             for (p, e), msg in entries:
                 if (p, e) not in rows:
                     rows[(p, e)] = (p, e, seen_at, inbound_record(msg), 0)
