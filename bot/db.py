@@ -62,11 +62,13 @@ WRITER_CHECKPOINT_PAGES = 10_000
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        # check_same_thread: a short write may run on the event loop's thread while aiosqlite's
-        # thread is idle (bot.sqlite_driver.run_here); aiosqlite serialises every other use.
-        kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        kwargs.setdefault("connect_args", {"timeout": 30})
         one_writer = _one_writer(url, kwargs)
         if one_writer:
+            # A short write may run on the event loop's thread while the connection is checked
+            # out and aiosqlite's thread idle (bot.sqlite_driver.run_here). Only where the pool
+            # hands each connection to one user at a time: a :memory: database shares one.
+            kwargs["connect_args"] = {"check_same_thread": False, **kwargs["connect_args"]}
             # SQLite has one writer. Connections that queue here, in the event loop, get it in
             # turn; connections that each wait in SQLite's busy handler poll for it with sleeps
             # of up to 100 ms, and a burst of messages then takes seconds instead of ms.

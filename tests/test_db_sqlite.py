@@ -164,6 +164,19 @@ async def test_a_claim_waits_in_aiosqlite_s_thread_while_another_process_writes(
     assert await busy_timeout(lite) == 30_000
 
 
+async def test_a_claim_on_a_shared_memory_connection_stays_in_aiosqlite_s_thread() -> None:
+    # Its pool hands the one connection to every caller at once: the loop must not use it.
+    memory = Database("sqlite+aiosqlite:///:memory:")
+    try:
+        await schema.upgrade(memory.engine)
+        ran = await threads_of_inserts(memory)
+        found = await insert_new_sqlite(memory.engine, SEEN, COLUMNS, [row("a")], ("event_id",))
+        assert found == [("a",)]
+        assert len(ran) == 1 and ran[0] != threading.get_ident()
+    finally:
+        await memory.dispose()
+
+
 async def test_insert_new_that_fails_leaves_nothing_behind(lite: Database) -> None:
     with pytest.raises(Exception, match="NOT NULL"):
         await insert_new_sqlite(
