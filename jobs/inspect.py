@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 
 from bot import audit
-from bot.ledger.due import past_due
+from bot.ledger.due import past_due, past_due_ids
 from bot.messages import Outbound
 from bot.models import CheckIn, TaskInstance
 from bot.outbox import enqueue, group_target
@@ -17,9 +17,11 @@ from jobs.env import JobEnv
 from jobs.runs import claim_occurrence, record_detail
 
 JOB = "inspect"
+LISTED = 30  # instances the admins' post names; the rest it counts
+PART = 5000  # within every backend's parameter limit
 
 
-async def run(env: JobEnv, occurrence: datetime) -> bool:
+async def run(env: JobEnv, occurrence: datetime, *, part: int = PART) -> bool:
     now = env.clock.now()
     admin = {g.id: g for g in env.deployment.spec.groups}.get(
         env.deployment.spec.committee.admin_group or ""
@@ -31,34 +33,39 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
         if not calendar.is_workday(occurrence.date()):
             await record_detail(s, JOB, occurrence, "not a working day")
             return True
-        rows = await past_due(s, now)
-        # Set-based: the day after a deadline a province has thousands of these.
-        was = {r.instance.id: r.instance.status for r in rows}
-        ids = list(was)
-        for i in range(0, len(ids), 5000):  # within every backend's parameter limit
+        # By id and status, and in parts: the day after a deadline a province has thousands,
+        # and a first start late in the month a hundred thousand.
+        found = await past_due_ids(s, now)
+        listed = await past_due(s, now, limit=LISTED)
+        for i in range(0, len(found), part):
+            ids = found[i : i + part]
             await s.execute(
                 update(TaskInstance)
-                .where(TaskInstance.id.in_(ids[i : i + 5000]))
+                .where(TaskInstance.id.in_([iid for iid, _ in ids]))
                 .values(status="overdue", updated_at=now)
                 .execution_options(synchronize_session=False)
             )
-        await audit.record_many(
-            s,
-            at=now,
-            actor="job:inspect",
-            action="instance.overdue",
-            entity="instance",
-            changes=[(str(i), {"status": was[i]}, {"status": "overdue"}) for i in ids],
-        )
+            await audit.record_many(
+                s,
+                at=now,
+                actor="job:inspect",
+                action="instance.overdue",
+                entity="instance",
+                changes=[(str(iid), {"status": was}, {"status": "overdue"}) for iid, was in ids],
+            )
         waiting = (
             await s.scalar(
                 select(func.count()).select_from(CheckIn).where(CheckIn.status == "submitted")
             )
             or 0
         )
-        if admin is not None and (rows or waiting):
+        if admin is not None and (found or waiting):
             body = env.renderer.render(
-                "posts/inspect.md.j2", rows=rows, waiting=waiting, day=occurrence.date()
+                "posts/inspect.md.j2",
+                rows=listed,
+                count=len(found),
+                waiting=waiting,
+                day=occurrence.date(),
             )
             await enqueue(
                 s,
@@ -68,6 +75,6 @@ async def run(env: JobEnv, occurrence: datetime) -> bool:
                 dedupe_key=f"{JOB}:{occurrence.date().isoformat()}",
                 now=now,
             )
-        await record_detail(s, JOB, occurrence, f"{len(rows)} became overdue; {waiting} to review")
+        await record_detail(s, JOB, occurrence, f"{len(found)} became overdue; {waiting} to review")
     env.nudge()
     return True

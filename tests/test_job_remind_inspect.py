@@ -152,6 +152,36 @@ async def test_inspect_marks_overdue_once_and_tells_the_admins(env: JobEnv) -> N
     assert not await inspect.run(env, evening)  # the same occurrence: nothing twice
 
 
+async def test_inspect_after_a_month_of_misses_works_in_parts_and_lists_thirty(
+    env: JobEnv,
+) -> None:
+    # A first start late in the month: every deadline passed so far is missed at once.
+    evening = at(30, 17, 30)
+    env.clock.at = evening
+    async with env.db.begin() as s:
+        owed = await s.scalar(
+            select(func.count())
+            .select_from(TaskInstance)
+            .where(TaskInstance.due_at < evening, TaskInstance.status == "pending")
+        )
+    assert owed is not None and owed > 30
+    assert await inspect.run(env, evening, part=7)
+    async with env.db.begin() as s:
+        overdue = await s.scalar(
+            select(func.count()).select_from(TaskInstance).where(TaskInstance.status == "overdue")
+        )
+        marked = await s.scalars(
+            select(AuditEntry.entity_key).where(AuditEntry.action == "instance.overdue")
+        )
+        keys = list(marked)
+        report = await s.scalar(select(OutboxMessage.body).where(OutboxMessage.kind == "inspect"))
+    assert overdue == owed and len(keys) == len(set(keys)) == owed
+    lines = report["body"].splitlines()
+    assert f"今日新增逾期 {owed} 项：" in lines
+    assert sum(1 for line in lines if line.startswith("- ") and "截止）" in line) == 30
+    assert f"- ……等 {owed} 项，发送 **逾期** 查看全部" in lines
+
+
 async def test_reminders_queued_in_parts_keep_the_post_order(env: JobEnv) -> None:
     env.clock.at = at(20)
     assert await remind.run(env, at(20), part=3)

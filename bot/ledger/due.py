@@ -125,9 +125,28 @@ async def coming(session: AsyncSession, ids: Sequence[int]) -> list[Coming]:
     return [found[i] for i in ids if i in found]
 
 
-async def past_due(session: AsyncSession, now: datetime) -> list[Row]:
-    """Instances past their deadline with no accepted report: not yet marked overdue."""
-    return await _rows(session, TaskInstance.status.in_(OPEN), TaskInstance.due_at < now)
+async def past_due(session: AsyncSession, now: datetime, *, limit: int | None = None) -> list[Row]:
+    """Instances past their deadline with no accepted report: not yet marked overdue (the
+    first ``limit`` in post order)."""
+    return await _rows(
+        session, TaskInstance.status.in_(OPEN), TaskInstance.due_at < now, limit=limit
+    )
+
+
+async def past_due_ids(session: AsyncSession, now: datetime) -> list[tuple[int, str]]:
+    """``past_due``'s instances as (id, status), in post order. After a first start late in
+    the month every deadline passed is missed at once: a province's hundred thousand as ORM
+    objects took 220 MB."""
+    stmt = _in_post_order(
+        select(TaskInstance.id, TaskInstance.status),
+        TaskInstance.status.in_(OPEN),
+        TaskInstance.due_at < now,
+    )
+    found: list[tuple[int, str]] = []
+    result = await session.stream(stmt)
+    async for rows in result.partitions(5000):
+        found.extend((iid, status) for iid, status in rows)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,22 +223,14 @@ async def count_overdue(session: AsyncSession) -> int:
     return int(await session.scalar(stmt) or 0)
 
 
-async def _rows(session: AsyncSession, *where: object) -> list[Row]:
-    rows = (
-        await session.execute(
-            _in_post_order(
-                select(
-                    TaskInstance,
-                    PlanTask.title,
-                    Unit.id,
-                    Unit.short_name,
-                    Community.name,
-                    ChatGroup.key,
-                ),
-                *where,
-            )
-        )
-    ).all()
+async def _rows(session: AsyncSession, *where: object, limit: int | None = None) -> list[Row]:
+    stmt = _in_post_order(
+        select(
+            TaskInstance, PlanTask.title, Unit.id, Unit.short_name, Community.name, ChatGroup.key
+        ),
+        *where,
+    )
+    rows = (await session.execute(stmt.limit(limit))).all()
     return [
         Row(i, title, uid, short, cname or "", gkey) for i, title, uid, short, cname, gkey in rows
     ]
