@@ -4,6 +4,7 @@ per unit, step and target, listing the unit's cases."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from itertools import groupby
 
 from sqlalchemy import func, select
 
@@ -255,3 +256,34 @@ async def test_a_deadline_is_named_by_its_day_in_beijing(env: JobEnv) -> None:  
     async with env.db.begin() as s:
         body = await s.scalar(select(OutboxMessage.body).where(OutboxMessage.kind == "supervise1"))
     assert "11月3日已截止，已逾期 2 个工作日" in body["body"]
+
+
+async def test_a_month_of_misses_climbs_in_parts_one_post_per_unit_and_step(
+    env: JobEnv,  # noqa: F811
+) -> None:
+    # A first start late in the month: every deadline so far missed at once, then 督办 in
+    # parts of one community each.
+    env.clock.at = at(20, 17, 30)
+    assert await inspect.run(env, at(20, 17, 30))
+    env.clock.at = at(23, 9, 30)
+    assert await supervise.run(env, at(23, 9, 30), part=1)
+    async with env.db.begin() as s:
+        taken = (
+            await s.execute(
+                select(TaskInstance.unit_id, Escalation.step)
+                .join(TaskInstance, TaskInstance.id == Escalation.subject_id)
+                .where(Escalation.subject == "instance")
+            )
+        ).all()
+        posts = (
+            await s.execute(
+                select(OutboxMessage.kind, OutboxMessage.group_key)
+                .where(OutboxMessage.kind.like("supervise%"))
+                .order_by(OutboxMessage.id)
+            )
+        ).all()
+    assert len({g for _, g in posts}) > 2  # several communities' groups: several parts
+    # Every case's steps taken, and a unit hears once per step however the run was cut.
+    assert len(taken) > len(posts) == len(set(taken))
+    runs = [g for g, _ in groupby(g for k, g in posts if k != "supervise3")]
+    assert len(runs) == len(set(runs))  # each group's posts together
