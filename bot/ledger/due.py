@@ -246,7 +246,7 @@ _V = TypeVar("_V")
 def _shared() -> Callable[[_V], _V]:
     """One object per distinct value instead of one per row: the driver makes every string
     anew, and a first start late in the month reads a province's 102,500 overdue instances,
-    each naming its period, task, unit and group (30 MB less)."""
+    each naming one of 60 tasks, 20,000 units and 2,500 groups."""
     same: dict[Any, Any] = {}
 
     def one(value: _V) -> _V:
