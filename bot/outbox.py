@@ -183,9 +183,10 @@ async def enqueue_many(session: AsyncSession, items: Sequence[Queued], *, now: d
 class Batches:
     """``enqueue_many`` for a job that makes thousands of posts: a batch is written while
     the next is made, so the database's time (40 ms a thousand posts on PostgreSQL) overlaps
-    the rendering's. At most two batches are held. Nothing else may use the session inside
-    the ``async with``; leaving it writes the rest, or, on an error, waits for the write in
-    flight so that the transaction can roll back."""
+    the rendering's. At most two batches are held. Inside the ``async with`` nothing else may
+    use the session until ``settle()`` has returned (asyncpg refuses a second operation on a
+    connection busy with the write); leaving it writes the rest, or, on an error, waits for
+    the write in flight so that the transaction can roll back."""
 
     # The write in flight takes a step at each of these: a thousand posts render in ~25 ms,
     # and each of the write's round trips would otherwise wait for the whole batch.
@@ -204,6 +205,10 @@ class Batches:
             await self._write()
         elif self._writing is not None and self.count % self.YIELD_EVERY == 0:
             await asyncio.sleep(0)
+
+    async def settle(self) -> None:
+        """Wait for the write in flight: the session is free until the next ``add``."""
+        await self._written()
 
     async def _write(self) -> None:
         await self._written()

@@ -64,7 +64,9 @@ class Case:
     group_key: str | None
 
 
-async def run(env: JobEnv, occurrence: datetime, *, part: int = PART) -> bool:
+async def run(
+    env: JobEnv, occurrence: datetime, *, part: int = PART, posts_at_once: int = POSTS_AT_ONCE
+) -> bool:
     now = env.clock.now()
     today = occurrence.astimezone(SHANGHAI).date()
     spec = env.deployment.spec
@@ -98,7 +100,7 @@ async def run(env: JobEnv, occurrence: datetime, *, part: int = PART) -> bool:
             for p in await overdue_problems(s, now)
         ]
         ladder_run = _Run(env, s, ladder, now)
-        async with Batches(s, now, POSTS_AT_ONCE) as posts:
+        async with Batches(s, now, posts_at_once) as posts:
             for rows_part in _by_communities(rows, part):
                 cases = [
                     Case(
@@ -156,6 +158,7 @@ class _Run:
         if not cases:
             return
         s, groups = self.s, self.groups
+        await posts.settle()  # the part before's last batch: the session is ours till we post
         leads = await lead_of(s, {c.unit_id for c in cases})
         # One read instead of a refused insert per case, step and day; one insert per
         # thousand steps instead of one each.
@@ -182,6 +185,7 @@ class _Run:
             if target is not None:
                 bundles.setdefault((case.unit_id, step, target.id), []).append(case)
         people = await _mentioned(s, bundles, groups, leads)
+        await put_on_negative_lists(s, listings, self.now)
         for (unit_id, step, target_id), bundled in bundles.items():
             target = groups[target_id]
             liaisons = people.get(("liaison", target.platform), {})
@@ -195,7 +199,6 @@ class _Run:
                     *(liaisons.get(lead, []) if lead and lead != unit_id else []),
                 ]
             await posts.add(_post(self.env, target, bundled, step, mentions))
-        await put_on_negative_lists(s, listings, self.now)
 
 
 def _post(

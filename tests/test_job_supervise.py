@@ -262,11 +262,11 @@ async def test_a_month_of_misses_climbs_in_parts_one_post_per_unit_and_step(
     env: JobEnv,  # noqa: F811
 ) -> None:
     # A first start late in the month: every deadline so far missed at once, then 督办 in
-    # parts of one community each.
+    # parts of one community each, a batch of posts being written as each part begins.
     env.clock.at = at(20, 17, 30)
     assert await inspect.run(env, at(20, 17, 30))
     env.clock.at = at(23, 9, 30)
-    assert await supervise.run(env, at(23, 9, 30), part=1)
+    assert await supervise.run(env, at(23, 9, 30), part=1, posts_at_once=1)
     async with env.db.begin() as s:
         taken = (
             await s.execute(
