@@ -13,15 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, cast, get_args
 
-from sqlalchemy import Table, Text, func, select, update
+from sqlalchemy import Select, Table, Text, func, select, update
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import SHANGHAI
 from bot.db import Database
-from bot.messages import inbound_from_record
+from bot.messages import Platform, inbound_from_record
 from bot.metrics import Metrics
 from bot.models import InboundSeen
 
@@ -75,10 +75,18 @@ async def count(session: AsyncSession) -> int:
 
 async def is_seen(session: AsyncSession, event_id: str, platform: str | None = None) -> bool:
     """Whether the inbox knows the id at all (handled, or still waiting)."""
-    stmt = select(_SEEN.c.event_id).where(_SEEN.c.event_id == event_id).limit(1)
-    if platform is not None:
-        stmt = stmt.where(_SEEN.c.platform == platform)
-    return await session.scalar(stmt) is not None
+    return await session.scalar(seen_query(event_id, platform)) is not None
+
+
+def seen_query(event_id: str, platform: str | None = None) -> Select[tuple[str]]:
+    # The key leads with the platform: an id alone would be looked for in every row the
+    # inbox ever accepted, where one lookup a platform finds it in the key.
+    platforms = get_args(Platform) if platform is None else (platform,)
+    return (
+        select(_SEEN.c.event_id)
+        .where(_SEEN.c.platform.in_(platforms), _SEEN.c.event_id == event_id)
+        .limit(1)
+    )
 
 
 async def give_back(session: AsyncSession, keys: Sequence[Key]) -> list[Key]:

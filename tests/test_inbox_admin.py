@@ -8,12 +8,12 @@ import dataclasses
 import os
 import sys
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from bot.clock import FixedClock
 from bot.db import Database
 from bot.inbound import MAX_ATTEMPTS, ORPHANED_AFTER, Inbox
-from bot.inbox_admin import count, describe, give_back, is_seen, set_aside, watch
+from bot.inbox_admin import count, describe, give_back, is_seen, seen_query, set_aside, watch
 from bot.messages import ChatRef, Inbound
 from bot.metrics import Metrics
 from bot.models import InboundSeen
@@ -119,6 +119,23 @@ async def test_unknown_and_unset_aside_ids(db: Database) -> None:
         assert await is_seen(session, "done") and not await is_seen(session, "done", "wecom")
         assert await give_back(session, [("dingtalk", "done")]) == []
         assert await count(session) == 0
+
+
+async def test_an_id_without_its_platform_is_looked_up_by_the_key(db: Database) -> None:
+    """`duban inbox list --id X` names no platform: the lookup still goes through the key,
+    which leads with the platform, instead of reading every id the inbox ever accepted."""
+    sql = str(
+        seen_query("m1").compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})
+    )
+    async with db.begin() as session:
+        if db.dialect == "sqlite":
+            plan = " ".join(r[-1] for r in await session.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+            assert "SEARCH inbound_seen USING" in plan and "platform=? AND event_id=?" in plan, plan
+        else:
+            await session.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = "\n".join(r[0] for r in await session.execute(text(f"EXPLAIN {sql}")))
+            conds = [line for line in plan.splitlines() if "Index Cond" in line]
+            assert conds and "platform" in conds[0] and "event_id" in conds[0], plan
 
 
 async def duban(database_url: str, *args: str) -> tuple[int, str, str]:
