@@ -7,6 +7,7 @@ when it falls back to its placeholder font).
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import math
@@ -128,6 +129,17 @@ def test_chart_font_is_the_simplified_chinese_face() -> None:
     # Same code points, regional shapes: the JP face (index 0) draws 骨 and 直 differently.
     _, japanese = face_cmap(font.path, 0)
     assert cmap[ord("骨")] != japanese[ord("骨")] and cmap[ord("直")] != japanese[ord("直")]
+
+
+def test_the_bold_face_is_registered_beside_the_font() -> None:
+    # A font cache from before fonts-noto-cjk was installed: it lists no Noto at all.
+    stale = copy.copy(font_manager.fontManager)
+    stale.ttflist = [e for e in stale.ttflist if "NotoSansCJK" not in e.fname]
+    font = register(find_cjk_font([NOTO]), stale)
+    bold = font_manager.FontProperties(family=[font.family], weight="bold")
+    resolved = stale.findfont(bold, fallback_to_default=False)
+    assert Path(resolved.path).name == "NotoSansCJK-Bold.ttc"  # not the regular, with a warning
+    assert face_cmap(resolved.path, resolved.face_index)[0] == font.family
 
 
 def test_missing_font_is_a_clear_error(tmp_path: Path) -> None:

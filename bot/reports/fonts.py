@@ -123,12 +123,19 @@ def find_cjk_font(candidates: Iterable[Path]) -> ChartFont:
     raise ChartFontMissing(looked)
 
 
-def register(font: ChartFont) -> ChartFont:
-    """Make matplotlib know the font and check that its family name resolves to it."""
-    manager = font_manager.fontManager
+def register(font: ChartFont, manager: font_manager.FontManager | None = None) -> ChartFont:
+    """Make matplotlib know the font, and its bold beside it, and check that its family name
+    resolves to it."""
+    manager = manager or font_manager.fontManager
     known = {(os.path.realpath(e.fname), e.index) for e in manager.ttflist}
     if (font.path, font.index) not in known:
         manager.addfont(font.path)
+    # Matplotlib lists the system's fonts once, into a cache kept across runs: a font package
+    # installed after that is missing from it, and the charts' bold headings would come out
+    # regular, with a warning, for as long as the cache lives.
+    bold = _bold_beside(font.path)
+    if bold is not None and not any(path == bold for path, _ in known):
+        manager.addfont(bold)
     prop = font_manager.FontProperties(family=[font.family])
     try:
         resolved = manager.findfont(prop, fallback_to_default=False)
@@ -139,6 +146,15 @@ def register(font: ChartFont) -> ChartFont:
         raise ChartFontMissing([Path(font.path)])
     # Another copy of the same face (a second install) is as good; report what matplotlib uses.
     return ChartFont(os.path.realpath(resolved.path), resolved.face_index, font.family)
+
+
+def _bold_beside(path: str) -> str | None:
+    """The bold file packaged with a regular one: NotoSansCJK-Bold.ttc, SourceHanSansSC-Bold.otf."""
+    regular = Path(path)
+    if "-Regular" not in regular.stem:
+        return None
+    bold = regular.with_name(regular.name.replace("-Regular", "-Bold"))
+    return os.path.realpath(bold) if bold.is_file() else None
 
 
 _lock = threading.Lock()
