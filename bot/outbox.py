@@ -206,16 +206,13 @@ class Batches:
         elif self._writing is not None and self.count % self.YIELD_EVERY == 0:
             await asyncio.sleep(0)
 
-    async def settle(self) -> None:
-        """Wait for the write in flight: the session is free until the next ``add``."""
-        await self._written()
-
     async def _write(self) -> None:
-        await self._written()
+        await self.settle()
         batch, self._batch = self._batch, []
         self._writing = asyncio.create_task(enqueue_many(self._session, batch, now=self._now))
 
-    async def _written(self) -> None:
+    async def settle(self) -> None:
+        """Wait for the write in flight: the session is free until the next ``add``."""
         writing, self._writing = self._writing, None
         if writing is not None:
             await writing
@@ -227,7 +224,7 @@ class Batches:
         if kind is None:
             if self._batch:
                 await self._write()
-            await self._written()
+            await self.settle()
         elif (writing := self._writing) is not None:
             await asyncio.wait([writing])
             if not writing.cancelled():
