@@ -181,13 +181,6 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    @property
-    def reads_apart(self) -> bool:
-        """Whether `reading()` runs on a connection other than the one a `begin()` holds, so
-        that a job may read there while its own transaction writes. Not on a SQLite database
-        in memory: its one connection is shared, transaction and all."""
-        return self.readers is not self.engine or self.dialect != "sqlite"
-
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session, session.begin():

@@ -9,19 +9,8 @@ the same step together go into one post listing each of them.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Iterator,
-    Mapping,
-    Sequence,
-)
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
@@ -75,15 +64,6 @@ class Case:
     group_key: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Known:
-    """What a part reads before it writes."""
-
-    due: list[tuple[Case, int]]  # the steps not taken before
-    leads: dict[int, int]  # unit → the lead unit of its community
-    people: dict[tuple[str, str], dict[int, list[Mention]]]  # (role, platform) → unit → them
-
-
 async def run(
     env: JobEnv, occurrence: datetime, *, part: int = PART, posts_at_once: int = POSTS_AT_ONCE
 ) -> bool:
@@ -120,8 +100,7 @@ async def run(
             for p in await overdue_problems(s, now)
         ]
         ladder_run = _Run(env, s, ladder, now)
-
-        def parts() -> Iterator[list[Case]]:
+        async with Batches(s, now, posts_at_once) as posts:
             for rows_part in _by_communities(rows, part):
                 cases = [
                     Case(
@@ -139,20 +118,9 @@ async def run(
                 ]
                 units = {c.unit_id for c in cases}
                 # A unit's problems go with its tasks, into the same posts.
-                yield cases + [c for c in problems if c.unit_id in units]
-            yield [c for c in problems if c.unit_id not in community_group]
-
-        async with Batches(s, now, posts_at_once) as posts, _reads(env, s) as r:
-            apart = r is not s
-
-            async def read(cases: Sequence[Case]) -> _Known:
-                if not apart:
-                    await posts.settle()  # the part before's last batch, on the same session
-                return await ladder_run.read(r, cases)
-
-            async with aclosing(_ahead(parts(), read, overlap=apart)) as known:
-                async for part_known in known:
-                    await ladder_run.climb(part_known, posts)
+                cases += [c for c in problems if c.unit_id in units]
+                await ladder_run.climb(cases, posts)
+            await ladder_run.climb([c for c in problems if c.unit_id not in community_group], posts)
         queued = posts.count
         detail = (
             f"{instances_overdue + len(problems)} overdue; {ladder_run.taken} steps taken;"
@@ -161,49 +129,6 @@ async def run(
         await record_detail(s, JOB, occurrence, detail)
     env.nudge()
     return True
-
-
-@asynccontextmanager
-async def _reads(env: JobEnv, s: AsyncSession) -> AsyncIterator[AsyncSession]:
-    """Where the parts read: a connection of their own where there is one, so that a part's
-    reads run while the part before renders and writes; else the run's own session."""
-    if env.db.reads_apart:
-        async with env.db.reading() as r:
-            yield r
-    else:
-        yield s
-
-
-async def _ahead(
-    parts: Iterable[list[Case]],
-    read: Callable[[Sequence[Case]], Awaitable[_Known]],
-    *,
-    overlap: bool,
-) -> AsyncGenerator[_Known, None]:
-    """What each part reads, in order. With `overlap`, the next part's reads begin as this
-    part is handed over, and run while it is climbed; one read at a time either way."""
-    pending: asyncio.Future[_Known] | None = None
-    try:
-        for cases in parts:
-            if not cases:
-                continue
-            if not overlap:
-                yield await read(cases)
-                continue
-            if pending is not None:
-                known = await pending
-                pending = asyncio.ensure_future(read(cases))
-                yield known
-            else:
-                pending = asyncio.ensure_future(read(cases))
-        if pending is not None:
-            known, pending = await pending, None
-            yield known
-    finally:
-        if pending is not None:  # the climb failed: its error is the one to tell
-            await asyncio.wait([pending])
-            if not pending.cancelled():
-                pending.exception()
 
 
 def _by_communities(rows: Sequence[Overdue], part: int) -> Iterator[Sequence[Overdue]]:
@@ -229,32 +154,21 @@ class _Run:
         self.admin = self.groups.get(spec.committee.admin_group or "")
         self.taken = 0
 
-    def target(self, case: Case, step: int) -> Group | None:
-        if step == ADMINS:
-            return self.admin
-        return self.groups.get(case.group_key or "")
-
-    async def read(self, r: AsyncSession, cases: Sequence[Case]) -> _Known:
-        """What a part needs to know before it writes, read on `r`: the leads of its units,
-        the steps still to take, and the people its posts @-mention."""
-        leads = await lead_of(r, {c.unit_id for c in cases})
+    async def climb(self, cases: Sequence[Case], posts: Batches) -> None:
+        if not cases:
+            return
+        s, groups = self.s, self.groups
+        await posts.settle()  # the part before's last batch: the session is ours till we post
+        leads = await lead_of(s, {c.unit_id for c in cases})
         # One read instead of a refused insert per case, step and day; one insert per
         # thousand steps instead of one each.
-        done = await steps_taken(r, [(c.subject, c.id) for c in cases])
+        done = await steps_taken(s, [(c.subject, c.id) for c in cases])
         due = [
             (case, step)
             for case in cases
             for step in self.ladder.steps(case.late)
             if (case.subject, case.id, step) not in done
         ]
-        heard = {(c.unit_id, step, t.platform) for c, step in due if (t := self.target(c, step))}
-        return _Known(due, leads, await _mentioned(r, heard, leads))
-
-    async def climb(self, known: _Known, posts: Batches) -> None:
-        if not known.due:
-            return
-        s, groups, due, leads = self.s, self.groups, known.due, known.leads
-        await posts.settle()  # the part before's last batch: the session is ours till we post
         fresh = await take_steps(s, [(c.subject, c.id, step) for c, step in due], self.now)
         listings: list[tuple[int, str, str]] = []  # the negative list: unit, period, why
         # (unit, step, group) → its cases, in the order the posts go out.
@@ -265,10 +179,12 @@ class _Run:
             self.taken += 1
             if step == ADMINS:
                 listings.append((case.unit_id, case.period, f"{case.what} 逾期{case.late}个工作日"))
-            target = self.target(case, step)
+                target = self.admin
+            else:
+                target = groups.get(case.group_key or "")
             if target is not None:
                 bundles.setdefault((case.unit_id, step, target.id), []).append(case)
-        people = known.people
+        people = await _mentioned(s, bundles, groups, leads)
         await put_on_negative_lists(s, listings, self.now)
         for (unit_id, step, target_id), bundled in bundles.items():
             target = groups[target_id]
@@ -314,14 +230,17 @@ def _post(
 
 
 async def _mentioned(
-    s: AsyncSession, heard: Iterable[tuple[int, int, str]], leads: Mapping[int, int]
+    s: AsyncSession,
+    bundles: Mapping[tuple[int, int, str], object],
+    groups: Mapping[str, Group],
+    leads: Mapping[int, int],
 ) -> dict[tuple[str, str], dict[int, list[Mention]]]:
-    """Per (role, platform), the mentions of the units whose posts @-mention that role, given
-    who hears what as (unit, step, platform): the liaisons of units warned and of the leads of
-    units at the secretary step, the secretaries of those units. Nobody else: on a heavy day
-    that is tens of thousands of people."""
+    """Per (role, platform), the mentions of the units whose posts @-mention that role: the
+    liaisons of units warned and of the leads of units at the secretary step, the secretaries
+    of those units. Nobody else: on a heavy day that is tens of thousands of people."""
     wanted: dict[tuple[str, str], set[int]] = defaultdict(set)
-    for unit_id, step, platform in heard:
+    for unit_id, step, target_id in bundles:
+        platform = groups[target_id].platform
         if step == WARN:
             wanted["liaison", platform].add(unit_id)
         elif step == SECRETARY:

@@ -5,15 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
-from bot import schema
-from bot.clock import SHANGHAI, FixedClock
-from bot.db import Database
-from bot.duerules import Period
-from bot.ledger.instances import materialise
+from bot.clock import SHANGHAI
 from bot.models import (
     Escalation,
     NegativeListing,
@@ -23,8 +18,6 @@ from bot.models import (
     TaskInstance,
     Unit,
 )
-from bot.sync import sync
-from bot.workdays import WorkCalendar
 from jobs import inspect, supervise
 from jobs.env import JobEnv
 from tests.test_job_remind_inspect import at, env  # noqa: F401 (fixture)
@@ -294,69 +287,3 @@ async def test_a_month_of_misses_climbs_in_parts_one_post_per_unit_and_step(
     assert len(taken) > len(posts) == len(set(taken))
     runs = [g for g, _ in groupby(g for k, g in posts if k != "supervise3")]
     assert len(runs) == len(set(runs))  # each group's posts together
-
-
-def connections_of(db: Database) -> list[tuple[int, str]]:
-    """Each statement this database runs, with the connection it ran on (observed only)."""
-    seen: list[tuple[int, str]] = []
-
-    def note(conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        seen.append((id(conn.connection.driver_connection), statement))
-
-    for engine in {db.engine, db.readers}:
-        event.listen(engine.sync_engine, "before_cursor_execute", note)
-    return seen
-
-
-async def month_of_misses(env: JobEnv) -> list[tuple[str, str | None, str | None, Any]]:  # noqa: F811
-    """督办 after every deadline so far was missed, in parts of one community each; its posts."""
-    env.clock.at = at(20, 17, 30)
-    assert await inspect.run(env, at(20, 17, 30))
-    env.clock.at = at(23, 9, 30)
-    assert await supervise.run(env, at(23, 9, 30), part=1, posts_at_once=1)
-    async with env.db.begin() as s:
-        rows = await s.execute(
-            select(
-                OutboxMessage.kind,
-                OutboxMessage.group_key,
-                OutboxMessage.dedupe_key,
-                OutboxMessage.body,
-            )
-            .where(OutboxMessage.kind.like("supervise%"))
-            .order_by(OutboxMessage.id)
-        )
-        return [tuple(r) for r in rows]
-
-
-async def test_a_part_reads_beside_the_run_and_posts_as_one_reading_in_it(
-    env: JobEnv,  # noqa: F811
-) -> None:
-    # Where reads have a connection of their own (a SQLite file, PostgreSQL), each part reads
-    # its leads, steps and people there, while the part before is written in the run's own.
-    assert env.db.reads_apart
-    statements = connections_of(env.db)
-    apart = await month_of_misses(env)
-    run_conn = {c for c, sql in statements if sql.startswith("INSERT INTO job_runs")}
-    people_read = {c for c, sql in statements if "FROM roles" in sql and "people" in sql}
-    assert len(run_conn) == 1 and people_read and not people_read & run_conn
-
-    # A SQLite database in memory has one connection for all: there the parts read in the
-    # run's own transaction, one statement at a time, and the posts come out the same.
-    memory = Database("sqlite+aiosqlite:///:memory:")
-    try:
-        await schema.upgrade(memory.engine)
-        assert not memory.reads_apart
-        alone = JobEnv(memory, env.deployment, FixedClock(at(2)), env.renderer)
-        async with memory.begin() as s:
-            await sync(s, env.deployment.spec, alone.clock.now())
-            await materialise(
-                s,
-                Period.parse("2026-11"),
-                now=alone.clock.now(),
-                is_workday=WorkCalendar.official().is_workday,
-            )
-        together = await month_of_misses(alone)
-    finally:
-        await memory.dispose()
-    assert len(apart) > 10 and together == apart
-    assert any(m["name"] for *_, body in apart for m in body["mentions"])
