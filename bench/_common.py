@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python bench/x.py` from anywhere
@@ -127,3 +128,30 @@ async def fresh_database(url: str | None, *, keep: bool = False) -> AsyncIterato
 
 def backend(url: str) -> str:
     return "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+
+
+async def last_checkpoint(db: Any) -> datetime | None:
+    """When PostgreSQL's last completed checkpoint began (None on SQLite, or where this role may
+    not ask). Read before and after a measurement, it tells whether one ended during it: a
+    checkpoint's last phase fsyncs every file it wrote, and a commit meanwhile waits behind
+    them for its own (40–180 ms on this machine, where it otherwise takes about 1 ms)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    if db.dialect != "postgresql":
+        return None
+    try:
+        async with db.engine.connect() as conn:
+            found: datetime | None = await conn.scalar(
+                text("SELECT checkpoint_time FROM pg_control_checkpoint()")
+            )
+            return found
+    except DBAPIError:  # pg_control_checkpoint() is for superusers and pg_monitor
+        return None
+
+
+def checkpoint_ended(before: datetime | None, after: datetime | None) -> str:
+    """``, a checkpoint of PostgreSQL ended meanwhile`` where one did between two readings."""
+    if before is None or after is None or after == before:
+        return ""
+    return ", a checkpoint of PostgreSQL ended meanwhile"

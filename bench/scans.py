@@ -43,8 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (
     RssSampler,
     backend,
+    checkpoint_ended,
     current_rss_mb,
     fresh_database,
+    last_checkpoint,
     load_average,
     machine,
     ms,
@@ -228,6 +230,7 @@ async def _jobs_and_tasks(
             occurrence = datetime.combine(day, at, SHANGHAI)
             clock.at = occurrence
             before = current_rss_mb()
+            checkpoint = await last_checkpoint(db)
             cpu = time.process_time()
             with RssSampler() as rss, timed() as t:
                 # As the server runs it (bot/app.py): then its garbage is collected.
@@ -241,7 +244,8 @@ async def _jobs_and_tasks(
             timings.setdefault(name, []).append(t[0])
             print(
                 f"{day.isoformat():<12}{name:<16}{t[0]:>7.2f}s{cpu:>7.2f}s"
-                f"{rss.peak - before:>+7.0f}MB{t[0] / base:>11.0f}×  {detail} ({load_average()})"
+                f"{rss.peak - before:>+7.0f}MB{t[0] / base:>11.0f}×  {detail} ({load_average()}"
+                f"{checkpoint_ended(checkpoint, await last_checkpoint(db))})"
             )
     for name, samples in timings.items():
         median, worst = summary(samples)
@@ -305,6 +309,7 @@ async def tasks_probes(
         outbox_poster(loaded, clock),  # type: ignore[arg-type]
     )
     whole = []
+    checkpoint = await last_checkpoint(db)
     for n, (_, platform, user_id, name) in enumerate(picks):
         msg = Inbound(
             platform=platform,
@@ -323,7 +328,8 @@ async def tasks_probes(
     verdict = "OK" if worst <= 0.02 else "MISSED"
     print(
         f"本月任务 whole command (Dispatcher: who-is, query, render, reply queued, commit): "
-        f"median {ms(median)}, max {ms(worst)} [target ≤ 20 ms: {verdict}] ({load_average()})"
+        f"median {ms(median)}, max {ms(worst)} [target ≤ 20 ms: {verdict}] ({load_average()}"
+        f"{checkpoint_ended(checkpoint, await last_checkpoint(db))})"
     )
 
 
