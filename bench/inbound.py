@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)] if str(ROOT) not in sys.path else []
 
 from bench import inbound_data as data  # noqa: E402
+from bench._common import checkpoint_ended, last_checkpoint  # noqa: E402
 from bench.inbound_proc import Server, cpu_seconds, database_for, drop_database  # noqa: E402
 from bench.province import write_config  # noqa: E402
 
@@ -66,6 +67,7 @@ class Run:
     failed: int = 0
     drain_s: float = 0.0
     cpu_s: float = 0.0  # the server's CPU time over the run (and the drain)
+    checkpoint: str = ""  # on PostgreSQL, whether a checkpoint ended during the run
 
     @property
     def cpu_ms_per_message(self) -> float:
@@ -137,8 +139,10 @@ async def measure_duban(
     """One duban run, then the drain; `pool` is how many distinct requests the script has
     (None: every request is a new message)."""
     before = await server.counts(platform_name)
+    checkpoint = await last_checkpoint(server.db)
     spy = await server.profile(args.py_spy, args.duration, platform_name) if args.py_spy else None
     run = await wrk(server.url, script, data_file, args, f"duban {platform_name}", server.pid)
+    run.checkpoint = checkpoint_ended(checkpoint, await last_checkpoint(server.db))
     cpu = cpu_seconds(server.pid) - run.cpu_s
     if spy is not None:
         await spy.wait()
@@ -195,6 +199,8 @@ def report(
     for ceiling, run in pairs:
         print(_fmt(ceiling, None))
         print(_fmt(run, ceiling))
+        if run.checkpoint:
+            print(f"  ({run.name}{run.checkpoint})")
         ratio = run.rps / ceiling.rps if ceiling.rps else 0.0
         # Every message answered with a 200 must have been recorded once the server drained.
         lost = run.recorded < min(run.requests - run.non_2xx, run.distinct)
