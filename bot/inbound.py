@@ -55,11 +55,12 @@ LIMIT = 200_000
 RELOAD = 500  # stored messages read back at a time once the memory queue has run dry
 # While callbacks keep arriving, handling takes at most this share of the event loop: the
 # platforms need their 200 within seconds (or they send again, which adds load), the people
-# their reply within a minute.
+# their reply within a minute. The share is the inbox's, whatever its number of workers.
 HANDLING_SHARE = 0.25
 # Messages given to `dispatch_many` at once: one transaction for a run of check-ins instead of
-# one each. While callbacks arrive, fewer: a SQLite transaction holds the one connection that
-# the next callbacks' ids wait for, so it should take about BUSY_HOLD at most.
+# one each. While callbacks arrive on SQLite, fewer: a transaction there holds the one
+# connection that the next callbacks' ids wait for, so it should take about BUSY_HOLD at most.
+# PostgreSQL's claims do not wait for the handling, which keeps its batches whole.
 HANDLE_AT_ONCE = 50
 BUSY_HOLD = 0.01
 BUSY_SECONDS = 0.1  # callbacks within this long count as "arriving"
@@ -151,6 +152,23 @@ async def take_many(session: AsyncSession, msgs: Iterable[Inbound], now: datetim
     return taken
 
 
+class HandlingGate:
+    """Handling's share of the event loop while callbacks arrive: each batch's length puts
+    off the next batch of every worker. Four workers each resting three times their own
+    batch's length would between them keep the loop busy all the time."""
+
+    def __init__(self, share: float) -> None:
+        self._rest_per_second = 1 / share - 1
+        self._opens_at = 0.0  # event-loop time
+
+    def handled(self, now: float, took: float) -> None:
+        self._opens_at = max(self._opens_at, now) + took * self._rest_per_second
+
+    def rest(self, now: float) -> float:
+        """Seconds until a batch may start."""
+        return max(0.0, self._opens_at - now)
+
+
 class Inbox:
     def __init__(
         self,
@@ -173,6 +191,8 @@ class Inbox:
         self.dispatch_takes = False
         self._at_once = at_once
         self._per_message = 0.0  # seconds one message took lately, in company
+        self._shrink_batches = db.dialect == "sqlite"
+        self._gate = HandlingGate(HANDLING_SHARE)
         self.metrics = metrics
         self._workers = workers or WORKERS.get(db.dialect, DEFAULT_WORKERS)
         self._backlog, self._limit = backlog, limit
@@ -331,6 +351,9 @@ class Inbox:
     async def _work_through(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._closed:
+            if self.arriving() and (rest := self._gate.rest(loop.time())) > 0:
+                await asyncio.sleep(rest)
+                continue
             if not self._queue and self._overflow:
                 try:
                     await self._reload()
@@ -347,7 +370,7 @@ class Inbox:
             took = loop.time() - started
             self._per_message = took / len(msgs)
             if self.arriving():
-                await asyncio.sleep(took * (1 / HANDLING_SHARE - 1))
+                self._gate.handled(loop.time(), took)
 
     def arriving(self) -> bool:
         """Callbacks are coming in (a burst)."""
@@ -357,7 +380,7 @@ class Inbox:
         """How many messages to handle at once now."""
         if self.dispatch_many is None:
             return 1
-        if not self.arriving() or not self._per_message:
+        if not (self._shrink_batches and self.arriving() and self._per_message):
             return self._at_once
         return max(1, min(self._at_once, int(BUSY_HOLD / self._per_message)))
 

@@ -12,7 +12,7 @@ from sqlalchemy import event, func, select, update
 
 from bot.clock import SHANGHAI, FixedClock
 from bot.db import Database
-from bot.inbound import MAX_ATTEMPTS, ORPHANED_AFTER, Inbox, take
+from bot.inbound import MAX_ATTEMPTS, ORPHANED_AFTER, HandlingGate, Inbox, take
 from bot.messages import ChatRef, Inbound, Media, ReplyRoute, inbound_record
 from bot.metrics import Metrics
 from bot.models import InboundSeen
@@ -366,3 +366,15 @@ async def test_a_batch_that_fails_is_left_whole_for_the_sweep(db: Database, capl
     assert await later.recover() == 5
     await later.drain()
     assert got == [f"m{i}" for i in range(5)] and await waiting(db) == []
+
+
+def test_handling_takes_its_share_of_the_loop_across_all_workers() -> None:
+    gate = HandlingGate(0.25)
+    assert gate.rest(1.0) == 0.0
+    for _ in range(4):  # four workers' batches of 10 ms end together
+        gate.handled(1.0, 0.010)
+    # Each put off every worker's next batch by three times its length: 120 ms in all.
+    assert abs(gate.rest(1.0) - 0.120) < 1e-9
+    assert abs(gate.rest(1.1) - 0.020) < 1e-9
+    gate.handled(1.2, 0.010)  # a batch ending after the gate opened starts from its end
+    assert abs(gate.rest(1.2) - 0.030) < 1e-9
