@@ -1,5 +1,5 @@
 """Writing many rows at once through the driver: COPY on PostgreSQL, the driver's own
-executemany on SQLite, and the inbox's claims on SQLite in one round trip.
+executemany on SQLite, and the inbox's claims in one round trip on either.
 
 SQLAlchemy's executemany runs every value of every row through its type processing in
 Python; a province's monthly breakdown writes some 700,000 task instances, and that alone
@@ -159,6 +159,43 @@ async def insert_new_sqlite(
         done = run_here(driver, run)
         found = done[0] if done is not None else await in_thread(driver, run)
     return [tuple(r) for r in found]
+
+
+async def insert_new_postgres(
+    engine: AsyncEngine,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    returning: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """``insert_new_sqlite`` for PostgreSQL: one statement, committed as it runs (no BEGIN and
+    COMMIT of their own), each column's values bound as one array and the rows made by
+    ``unnest``, so that the statement is prepared once whatever the number of rows, and none
+    of SQLAlchemy's work per statement and row."""
+    async with engine.connect() as conn:
+        dialect = conn.dialect
+        convert = [_converter(table, name, dialect) for name in columns]
+        arrays = [
+            list(map(c, values)) if c is not None else list(values)
+            for c, values in zip(convert, zip(*rows, strict=True), strict=True)
+        ]
+        types = tuple(table.c[name].type.compile(dialect=dialect) for name in columns)
+        sql = _unnest_insert_sql(table.name, tuple(columns), types, tuple(returning))
+        # Outside a transaction the driver commits the statement on its own.
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        found = await driver.fetch(sql, *arrays)
+    return [tuple(r) for r in found]
+
+
+@functools.lru_cache(maxsize=16)
+def _unnest_insert_sql(
+    table: str, columns: tuple[str, ...], types: tuple[str, ...], returning: tuple[str, ...]
+) -> str:
+    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=1))
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
+        f" ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
+    )
 
 
 def _bind_processor(table: Table, name: str, dialect: Any) -> Callable[[Any], Any] | None:

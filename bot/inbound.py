@@ -19,7 +19,6 @@ a flood slows the answers down instead of growing without limit.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -27,11 +26,9 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, null, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.bulk import insert_new_sqlite
+from bot.bulk import insert_new_postgres, insert_new_sqlite
 from bot.clock import Clock
 from bot.db import Database
 from bot.messages import Inbound, inbound_from_record, inbound_record
@@ -104,13 +101,6 @@ _SET_ASIDE = (
 
 
 _CLAIMED = ("platform", "event_id", "seen_at", "body", "attempts")
-
-
-@functools.cache
-def _claim_statement(dialect: str) -> Any:
-    """Built once: SQLAlchemy then sends a batch as a multi-row INSERT from its cached form."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(_SEEN).on_conflict_do_nothing().returning(_SEEN.c.platform, _SEEN.c.event_id)
 
 
 def _by_platform(keys: Iterable[Key]) -> dict[str, list[str]]:
@@ -321,15 +311,11 @@ class Inbox:
             for (p, e), msg in entries:
                 if (p, e) not in rows:
                     rows[(p, e)] = (p, e, seen_at, inbound_record(msg), 0)
-        if self.db.dialect == "sqlite":
-            found = await insert_new_sqlite(
-                self.db.engine, _SEEN, _CLAIMED, list(rows.values()), ("platform", "event_id")
-            )
-            return {(p, e) for p, e in found}
-        params = [dict(zip(_CLAIMED, row, strict=True)) for row in rows.values()]
-        async with self.db.begin() as session:
-            result = await session.execute(_claim_statement(self.db.dialect), params)
-            return {(p, e) for p, e in result}
+        insert_new = insert_new_sqlite if self.db.dialect == "sqlite" else insert_new_postgres
+        found = await insert_new(
+            self.db.engine, _SEEN, _CLAIMED, list(rows.values()), ("platform", "event_id")
+        )
+        return {(p, e) for p, e in found}
 
     def _start_workers(self) -> None:
         while self.waiting > len(self._running) and len(self._running) < self._workers:

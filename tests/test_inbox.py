@@ -51,8 +51,8 @@ class Recorder:
 
 
 async def inserts_into_seen(db: Database) -> list[int]:
-    """Counts the INSERT statements into inbound_seen on this engine (observed, not altered):
-    through SQLAlchemy, and on SQLite as the driver runs them (the claims skip SQLAlchemy)."""
+    """Counts the INSERT statements into inbound_seen on this engine (observed, not altered),
+    as the driver runs them: the claims skip SQLAlchemy."""
     seen = [0]
 
     def note(statement: str) -> None:
@@ -63,8 +63,13 @@ async def inserts_into_seen(db: Database) -> list[int]:
         async with db.engine.connect() as conn:
             driver: Any = (await conn.get_raw_connection()).driver_connection
             await driver.set_trace_callback(note)
-    else:
-        event.listen(db.engine.sync_engine, "before_cursor_execute", lambda *a: note(a[2]))
+    else:  # asyncpg's query loggers, on every connection made from here on
+        await db.engine.dispose()
+        event.listen(
+            db.engine.sync_engine,
+            "connect",
+            lambda conn, _: conn.driver_connection.add_query_logger(lambda q: note(q.query)),
+        )
     return seen
 
 
