@@ -34,6 +34,7 @@ from bot.db import Database
 from bot.messages import Inbound, inbound_from_record, inbound_record
 from bot.metrics import Metrics
 from bot.models import InboundSeen
+from bot.table_stats import Growth
 
 log = logging.getLogger(__name__)
 Dispatch = Callable[[Inbound], Awaitable[None]]
@@ -200,6 +201,7 @@ class Inbox:
         self._mine: set[Key] = set()  # queued or running here: a sweep leaves them alone
         self._done: list[Key] = []  # handled here, to be marked so by the writer
         self._closed = False
+        self._seen_stats = Growth(db, "inbound_seen")
 
     async def accept(self, messages: Iterable[Inbound]) -> list[Inbound]:
         """Record the ids; return the messages not seen before, whose work is now queued."""
@@ -315,6 +317,7 @@ class Inbox:
         found = await insert_new(
             self.db.engine, _SEEN, _CLAIMED, list(rows.values()), ("platform", "event_id")
         )
+        self._seen_stats.wrote(len(found))
         return {(p, e) for p, e in found}
 
     def _start_workers(self) -> None:
@@ -478,6 +481,7 @@ class Inbox:
             await asyncio.gather(
                 *self._running, *([self._writer] if self._writer else []), return_exceptions=True
             )
+        await self._seen_stats.wait()
 
     async def drain(self) -> None:
         """Wait for the work in flight: on shutdown, and in tests instead of sleeping."""
@@ -487,6 +491,7 @@ class Inbox:
                 await asyncio.gather(*pending, return_exceptions=True)
             else:  # a caller's ids are claimed; it queues its work on its next step
                 await asyncio.sleep(0)
+        await self._seen_stats.wait()
 
 
 def _decoded(platform: str, event_id: str, body: Any) -> Inbound | None:
