@@ -126,7 +126,7 @@ async def _copy_skipping_existing(
     return [tuple(r) for r in found]
 
 
-async def insert_new_sqlite(
+async def insert_new(
     engine: AsyncEngine,
     table: Table,
     columns: Sequence[str],
@@ -134,20 +134,33 @@ async def insert_new_sqlite(
     returning: Sequence[str],
 ) -> list[tuple[Any, ...]]:
     """INSERT … ON CONFLICT DO NOTHING RETURNING `returning`, committed on its own: those
-    columns of the rows that were new. SQLite only.
+    columns of the rows that were new. The inbox claims every callback's id this way before
+    answering it, without the session's and insertmanyvalues' work per statement.
 
-    The inbox claims every callback's id this way before answering it: the statement and its
-    commit at once, on the event loop's thread while SQLite's lock is free (`run_here`), else
-    in one call to aiosqlite's thread; without the session's and insertmanyvalues' work per
-    statement either. A claim of 10 rows, 3,000 in a loop: 370–394 µs of CPU each in one call
-    to the thread, against 456–496 in two."""
+    SQLite: the statement and its commit at once, on the event loop's thread while SQLite's
+    lock is free (`run_here`), else in one call to aiosqlite's thread. A claim of 10 rows,
+    3,000 in a loop: 370–394 µs of CPU each in one call to the thread, against 456–496 in two.
+
+    PostgreSQL: one statement committed as it runs (no BEGIN and COMMIT of their own), each
+    column's values bound as one array and the rows made by ``unnest``, so that it is prepared
+    once whatever the number of rows."""
     async with engine.connect() as conn:
         # Remembered per value for this call: a batch's rows share their stamps.
-        convert = [_converter(table, name, conn.dialect) for name in columns]
+        dialect = conn.dialect
+        convert = [_converter(table, name, dialect) for name in columns]
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        if dialect.name == "postgresql":
+            arrays = [
+                list(map(c, values)) if c is not None else list(values)
+                for c, values in zip(convert, zip(*rows, strict=True), strict=True)
+            ]
+            types = tuple(table.c[name].type.compile(dialect=dialect) for name in columns)
+            sql = _unnest_insert_sql(table.name, tuple(columns), types, tuple(returning))
+            # Outside a transaction the driver commits the statement on its own.
+            return [tuple(r) for r in await driver.fetch(sql, *arrays)]
         params = [
             c(v) if c is not None else v for row in rows for c, v in zip(convert, row, strict=True)
         ]
-        driver: Any = (await conn.get_raw_connection()).driver_connection
         sql = _insert_new_sql(table.name, tuple(columns), len(rows), tuple(returning))
 
         def run(raw: sqlite3.Connection) -> list[Any]:  # the statement and its commit at once
@@ -158,32 +171,6 @@ async def insert_new_sqlite(
         # An error leaves the transaction open; the pool's reset rolls it back (bot.db).
         done = run_here(driver, run)
         found = done[0] if done is not None else await in_thread(driver, run)
-    return [tuple(r) for r in found]
-
-
-async def insert_new_postgres(
-    engine: AsyncEngine,
-    table: Table,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    returning: Sequence[str],
-) -> list[tuple[Any, ...]]:
-    """``insert_new_sqlite`` for PostgreSQL: one statement, committed as it runs (no BEGIN and
-    COMMIT of their own), each column's values bound as one array and the rows made by
-    ``unnest``, so that the statement is prepared once whatever the number of rows, and none
-    of SQLAlchemy's work per statement and row."""
-    async with engine.connect() as conn:
-        dialect = conn.dialect
-        convert = [_converter(table, name, dialect) for name in columns]
-        arrays = [
-            list(map(c, values)) if c is not None else list(values)
-            for c, values in zip(convert, zip(*rows, strict=True), strict=True)
-        ]
-        types = tuple(table.c[name].type.compile(dialect=dialect) for name in columns)
-        sql = _unnest_insert_sql(table.name, tuple(columns), types, tuple(returning))
-        # Outside a transaction the driver commits the statement on its own.
-        driver: Any = (await conn.get_raw_connection()).driver_connection
-        found = await driver.fetch(sql, *arrays)
     return [tuple(r) for r in found]
 
 

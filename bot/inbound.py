@@ -28,7 +28,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.bulk import insert_new_postgres, insert_new_sqlite
+from bot.bulk import insert_new
 from bot.clock import Clock
 from bot.db import Database
 from bot.messages import Inbound, inbound_from_record, inbound_record
@@ -313,7 +313,6 @@ class Inbox:
             for (p, e), msg in entries:
                 if (p, e) not in rows:
                     rows[(p, e)] = (p, e, seen_at, inbound_record(msg), 0)
-        insert_new = insert_new_sqlite if self.db.dialect == "sqlite" else insert_new_postgres
         found = await insert_new(
             self.db.engine, _SEEN, _CLAIMED, list(rows.values()), ("platform", "event_id")
         )

@@ -18,7 +18,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot import schema
-from bot.bulk import insert_new_sqlite
+from bot.bulk import insert_new
 from bot.db import READER_CACHE_KIB, WRITER_CHECKPOINT_PAGES, Database
 from bot.models import InboundSeen, Unit
 from bot.sqlite_driver import OneTripCursor
@@ -93,10 +93,10 @@ async def test_insert_new_returns_only_new_rows_stored_as_sqlalchemy_stores_them
     lite: Database,
 ) -> None:
     said = await traced(lite)
-    first = await insert_new_sqlite(
+    first = await insert_new(
         lite.engine, SEEN, COLUMNS, [row("a"), row("b")], ("platform", "event_id")
     )
-    again = await insert_new_sqlite(
+    again = await insert_new(
         lite.engine, SEEN, COLUMNS, [row("b"), row("c")], ("platform", "event_id")
     )
     assert sorted(first) == [("dingtalk", "a"), ("dingtalk", "b")]
@@ -131,7 +131,7 @@ async def test_a_claim_runs_on_the_event_loop_s_thread_while_the_lock_is_free(
     lite: Database,
 ) -> None:
     ran = await threads_of_inserts(lite)
-    found = await insert_new_sqlite(lite.engine, SEEN, COLUMNS, [row("a")], ("event_id",))
+    found = await insert_new(lite.engine, SEEN, COLUMNS, [row("a")], ("event_id",))
     assert found == [("a",)]
     assert ran == [threading.get_ident()]
     assert await busy_timeout(lite) == 30_000  # as the engine was made, for the thread's waits
@@ -148,7 +148,7 @@ async def test_a_claim_waits_in_aiosqlite_s_thread_while_another_process_writes(
         "VALUES ('dingtalk', 'theirs', '2026-11-22 10:00:00.000000', 0)"
     )
     claim = asyncio.create_task(
-        insert_new_sqlite(lite.engine, SEEN, COLUMNS, [row("mine")], ("event_id",))
+        insert_new(lite.engine, SEEN, COLUMNS, [row("mine")], ("event_id",))
     )
     turns = 0
     for _ in range(20):  # the loop goes on turning while the claim waits for the lock
@@ -170,7 +170,7 @@ async def test_a_claim_on_a_shared_memory_connection_stays_in_aiosqlite_s_thread
     try:
         await schema.upgrade(memory.engine)
         ran = await threads_of_inserts(memory)
-        found = await insert_new_sqlite(memory.engine, SEEN, COLUMNS, [row("a")], ("event_id",))
+        found = await insert_new(memory.engine, SEEN, COLUMNS, [row("a")], ("event_id",))
         assert found == [("a",)]
         assert len(ran) == 1 and ran[0] != threading.get_ident()
     finally:
@@ -179,13 +179,11 @@ async def test_a_claim_on_a_shared_memory_connection_stays_in_aiosqlite_s_thread
 
 async def test_insert_new_that_fails_leaves_nothing_behind(lite: Database) -> None:
     with pytest.raises(Exception, match="NOT NULL"):
-        await insert_new_sqlite(
+        await insert_new(
             lite.engine, SEEN, COLUMNS, [row("a"), ("dingtalk", None, NOW, {}, 0)], ("event_id",)
         )
     assert await count(lite) == 0
-    assert await insert_new_sqlite(lite.engine, SEEN, COLUMNS, [row("a")], ("event_id",)) == [
-        ("a",)
-    ]
+    assert await insert_new(lite.engine, SEEN, COLUMNS, [row("a")], ("event_id",)) == [("a",)]
 
 
 async def test_a_sqlite_engine_runs_each_statement_in_one_call(lite: Database) -> None:
