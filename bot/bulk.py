@@ -145,8 +145,8 @@ async def insert_new(
     column's values bound as one array and the rows made by ``unnest``, so that it is prepared
     once whatever the number of rows."""
     async with engine.connect() as conn:
-        # Remembered per value for this call: a batch's rows share their stamps.
         dialect = conn.dialect
+        # Remembered per value for this call: a batch's rows share their stamps.
         convert = [_converter(table, name, dialect) for name in columns]
         driver: Any = (await conn.get_raw_connection()).driver_connection
         if dialect.name == "postgresql":
@@ -154,8 +154,7 @@ async def insert_new(
                 list(map(c, values)) if c is not None else list(values)
                 for c, values in zip(convert, zip(*rows, strict=True), strict=True)
             ]
-            types = tuple(table.c[name].type.compile(dialect=dialect) for name in columns)
-            sql = _unnest_insert_sql(table.name, tuple(columns), types, tuple(returning))
+            sql = _unnest_insert_sql(table, tuple(columns), tuple(returning), dialect)
             # Outside a transaction the driver commits the statement on its own.
             return [tuple(r) for r in await driver.fetch(sql, *arrays)]
         params = [
@@ -176,11 +175,13 @@ async def insert_new(
 
 @functools.lru_cache(maxsize=16)
 def _unnest_insert_sql(
-    table: str, columns: tuple[str, ...], types: tuple[str, ...], returning: tuple[str, ...]
+    table: Table, columns: tuple[str, ...], returning: tuple[str, ...], dialect: Any
 ) -> str:
+    """Built once per table and columns: compiling the columns' types is work of its own."""
+    types = (table.c[name].type.compile(dialect=dialect) for name in columns)
     arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=1))
     return (
-        f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
         f" ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
     )
 
